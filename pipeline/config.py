@@ -1,0 +1,86 @@
+"""Configuration read once from the environment into frozen dataclasses that are passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# The one place where defaults live. Local defaults are safe for `make run` and tests;
+# production overrides them through the environment (Lambda configuration, Zappa settings).
+DEFAULT_BUCKET = "image-pipeline-local"
+DEFAULT_TABLE = "ImageMetadata"
+DEFAULT_REGION = "us-east-1"
+DEFAULT_CDN_URL = "http://127.0.0.1:8000/cdn"
+DEFAULT_SECRET = "local-only-pipeline-secret-change-me"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class ImagingSettings:
+    """What the imaging code needs: sizes, qualities and the limits checked before work is spent."""
+
+    thumb_size: int = 400
+    optimized_size: int = 1920
+    jpeg_quality: int = 82
+    webp_quality: int = 80
+    max_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 100_000_000
+    max_frames: int = 1000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the core, the Lambdas and Django share."""
+
+    region: str = DEFAULT_REGION
+    bucket: str = DEFAULT_BUCKET
+    table: str = DEFAULT_TABLE
+    cdn_url: str = DEFAULT_CDN_URL
+    # Signs API cursors and derives ids for uploads that did not come through Django.
+    secret: str = DEFAULT_SECRET
+    # Records of uploads that never arrive expire after this many seconds (DynamoDB TTL).
+    upload_ttl_seconds: int = 24 * 3600
+    # Presigned POST policies expire after this many seconds.
+    upload_expiry_seconds: int = 600
+    imaging: ImagingSettings = field(default_factory=ImagingSettings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        imaging = ImagingSettings(
+            thumb_size=_int(env, "THUMB_SIZE", ImagingSettings.thumb_size),
+            optimized_size=_int(env, "OPTIMIZED_SIZE", ImagingSettings.optimized_size),
+            jpeg_quality=_int(env, "JPEG_QUALITY", ImagingSettings.jpeg_quality, 1, 100),
+            webp_quality=_int(env, "WEBP_QUALITY", ImagingSettings.webp_quality, 1, 100),
+            max_bytes=_int(env, "MAX_UPLOAD_BYTES", ImagingSettings.max_bytes),
+            max_pixels=_int(env, "MAX_PIXELS", ImagingSettings.max_pixels),
+            max_frames=_int(env, "MAX_FRAMES", ImagingSettings.max_frames),
+        )
+        return cls(
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
+            bucket=env.get("IMAGE_BUCKET", DEFAULT_BUCKET),
+            table=env.get("IMAGE_TABLE", DEFAULT_TABLE),
+            cdn_url=env.get("CDN_URL", DEFAULT_CDN_URL).rstrip("/"),
+            secret=env.get("PIPELINE_SECRET", DEFAULT_SECRET),
+            upload_ttl_seconds=_int(env, "UPLOAD_TTL_SECONDS", cls.upload_ttl_seconds),
+            upload_expiry_seconds=_int(env, "UPLOAD_EXPIRY_SECONDS", cls.upload_expiry_seconds),
+            imaging=imaging,
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int = 1, high: int | None = None) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{name} must be {bounds}, got {value}")
+    return value

@@ -1,0 +1,276 @@
+"""ImageRecord, its DynamoDB item layout and its table schema: the one definition of what an image is.
+
+Key design (one table, written down here and nowhere else; ``infra/`` and the local stack build the table
+from ``TABLE_SCHEMA``, and a test fails if the template drifts from it):
+
+=========================  ================  ===============  =============================================
+item                       pk                sk               index attributes
+=========================  ================  ===============  =============================================
+the image                  ``IMAGE#<id>``    ``IMAGE``        ``entity``/``created_sk`` (every image),
+                                                              ``status_pk``/``created_sk`` (by status),
+                                                              ``listed_pk=ALL``/``created_sk`` while public
+a tag of a public image    ``IMAGE#<id>``    ``TAG#<tag>``    ``listed_pk=TAG#<tag>``/``created_sk``
+=========================  ================  ===============  =============================================
+
+``created_sk`` is ``<created_at ISO>#<id>``: unique and ordered, so every listing is a Query on an index,
+newest first with ``ScanIndexForward=False``, never a Scan:
+
+* ``Listed`` (sparse: only ready, visible images and their tag items) serves the gallery and the public API,
+  with or without a tag, one Query a page and no filter that could leave a page short;
+* ``ByStatus`` serves the admin's status filter (``failed`` images together), ``ByEntity`` its full list.
+
+Tag items carry a copy of the image's attributes (the index projects everything), so a tag page is one
+Query too. The store writes an image and its tag items in one transaction, guarded by ``revision``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from pipeline import keys
+
+HISTORY_LIMIT: Final = 20
+MAX_TAGS: Final = 20
+MAX_TAG_LENGTH: Final = 40
+MAX_TITLE_LENGTH: Final = 200
+MAX_ALT_TEXT_LENGTH: Final = 500
+
+# Index names and their key attributes.
+LISTED_INDEX: Final = "Listed"
+STATUS_INDEX: Final = "ByStatus"
+ENTITY_INDEX: Final = "ByEntity"
+LISTED_ALL: Final = "ALL"
+ENTITY_IMAGE: Final = "IMAGE"
+IMAGE_SK: Final = "IMAGE"
+TTL_ATTRIBUTE: Final = "expires_at"
+
+
+class Status(StrEnum):
+    UPLOADING = "uploading"  # Django handed out a policy; the file has not arrived yet
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One stored output: ``thumb`` or ``optimized``, as ``jpeg`` or ``webp``."""
+
+    name: keys.RenditionName
+    format: keys.RenditionFormat
+    key: str
+    width: int
+    height: int
+    bytes: int
+
+    @property
+    def content_type(self) -> str:
+        return f"image/{self.format}"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: str
+    status: Status
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: str
+    status: Status
+    raw_key: str
+    file_name: str
+    created_at: str
+    updated_at: str = ""
+    content_type: str | None = None
+    byte_size: int | None = None
+    sha256: str | None = None
+    # The source's size as displayed, after EXIF orientation.
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    frames: int | None = None
+    renditions: tuple[Rendition, ...] = ()
+    processed_at: str | None = None
+    failure_reason: str | None = None
+    history: tuple[HistoryEntry, ...] = ()
+    blurhash: str | None = None
+    dominant_color: str | None = None
+    notes: tuple[str, ...] = ()
+    title: str = ""
+    alt_text: str = ""
+    tags: tuple[str, ...] = ()
+    hidden: bool = False
+    owner: str | None = None
+    # S3 event ordering: the sequencer of the object version the record describes (hex, compared padded).
+    source_sequencer: str | None = None
+    source_etag: str | None = None
+    # Optimistic concurrency: bumped by every write, checked by the next.
+    revision: int = 0
+    # Epoch seconds; set only while ``uploading`` so abandoned uploads vanish through DynamoDB TTL.
+    expires_at: int | None = None
+
+    # -- state changes (pure: each returns a new record) -------------------------------------------
+
+    def with_status(self, status: Status, reason: str | None = None, at: str | None = None) -> ImageRecord:
+        when = at or now_iso()
+        entry = HistoryEntry(at=when, status=status, reason=reason)
+        history = (*self.history, entry)[-HISTORY_LIMIT:]
+        return dataclasses.replace(
+            self,
+            status=status,
+            failure_reason=reason if status is Status.FAILED else None,
+            history=history,
+            updated_at=when,
+            expires_at=self.expires_at if status is Status.UPLOADING else None,
+        )
+
+    def replace(self, **changes: Any) -> ImageRecord:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def listed(self) -> bool:
+        """Whether the gallery and the public API list this image."""
+        return self.status is Status.READY and not self.hidden
+
+    def rendition(self, name: str, fmt: str) -> Rendition | None:
+        return next((r for r in self.renditions if r.name == name and r.format == fmt), None)
+
+    @property
+    def created_sk(self) -> str:
+        return f"{self.created_at}#{self.id}"
+
+    # -- DynamoDB items (plain Python values; the store serializes them) ----------------------------
+
+    def to_items(self) -> list[dict[str, Any]]:
+        """The image item, followed by one item per tag while the image is listed."""
+        body = _attributes(self)
+        main = {"pk": image_pk(self.id), "sk": IMAGE_SK, "entity": ENTITY_IMAGE, "status_pk": self.status.value, **body}
+        if not self.listed:
+            return [main]
+        main["listed_pk"] = LISTED_ALL
+        tag_items = [{**body, "pk": image_pk(self.id), "sk": tag_sk(tag), "listed_pk": tag_pk(tag)} for tag in self.tags]
+        return [main, *tag_items]
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> ImageRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in item.items() if k in names}
+        values["status"] = Status(values["status"])
+        values["renditions"] = tuple(
+            Rendition(
+                name=r["name"], format=r["format"], key=r["key"],
+                width=int(r["width"]), height=int(r["height"]), bytes=int(r["bytes"]),
+            )
+            for r in values.get("renditions", ())
+        )
+        values["history"] = tuple(
+            HistoryEntry(at=h["at"], status=Status(h["status"]), reason=h.get("reason")) for h in values.get("history", ())
+        )
+        for name in ("tags", "notes"):
+            values[name] = tuple(values.get(name, ()))
+        for name in ("byte_size", "width", "height", "frames", "revision", "expires_at"):
+            if values.get(name) is not None:
+                values[name] = int(values[name])
+        return cls(**values)
+
+
+def new_record(
+    image_id: str,
+    raw_key: str,
+    status: Status,
+    *,
+    file_name: str | None = None,
+    owner: str | None = None,
+    content_type: str | None = None,
+    expires_at: int | None = None,
+    at: str | None = None,
+) -> ImageRecord:
+    when = at or now_iso()
+    return ImageRecord(
+        id=image_id,
+        status=status,
+        raw_key=raw_key,
+        file_name=file_name or keys.file_name_from_raw_key(raw_key),
+        created_at=when,
+        updated_at=when,
+        owner=owner,
+        content_type=content_type,
+        history=(HistoryEntry(at=when, status=status),),
+        expires_at=expires_at if status is Status.UPLOADING else None,
+    )
+
+
+def normalize_tags(raw: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Tags as people type them ("Beach, sunset  ,beach") -> ("beach", "sunset"): lower case, unique, ordered."""
+    parts = raw.split(",") if isinstance(raw, str) else raw
+    tags: list[str] = []
+    for part in parts:
+        tag = " ".join(part.split()).lower()[:MAX_TAG_LENGTH]
+        if tag and tag not in tags:
+            tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags, got {len(tags)}")
+    return tuple(tags)
+
+
+def image_pk(image_id: str) -> str:
+    return f"IMAGE#{image_id}"
+
+
+def tag_pk(tag: str) -> str:
+    return f"TAG#{tag}"
+
+
+def tag_sk(tag: str) -> str:
+    return f"TAG#{tag}"
+
+
+def now_iso() -> str:
+    """UTC time with microseconds, so that ``created_sk`` orders uploads within a second."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _attributes(record: ImageRecord) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
+        if value is None or value == () or value == "":
+            continue  # DynamoDB keeps no empty strings in index keys; absent reads back as the default
+        if f.name == "renditions":
+            value = [dataclasses.asdict(r) for r in value]
+        elif f.name == "history":
+            value = [{"at": h.at, "status": h.status.value, **({"reason": h.reason} if h.reason else {})} for h in value]
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, StrEnum):
+            value = value.value
+        body[f.name] = value
+    body["created_sk"] = record.created_sk
+    return body
+
+
+def _key_schema(pk: str, sk: str) -> list[dict[str, str]]:
+    return [{"AttributeName": pk, "KeyType": "HASH"}, {"AttributeName": sk, "KeyType": "RANGE"}]
+
+
+# The table's keys and indexes, in CreateTable's own words. The local stack and tests create the table
+# from this; infra/ declares the same and a test compares them.
+TABLE_SCHEMA: Final[dict[str, Any]] = {
+    "AttributeDefinitions": [
+        {"AttributeName": name, "AttributeType": "S"}
+        for name in ("pk", "sk", "listed_pk", "status_pk", "entity", "created_sk")
+    ],
+    "KeySchema": _key_schema("pk", "sk"),
+    "GlobalSecondaryIndexes": [
+        {"IndexName": LISTED_INDEX, "KeySchema": _key_schema("listed_pk", "created_sk"), "Projection": {"ProjectionType": "ALL"}},
+        {"IndexName": STATUS_INDEX, "KeySchema": _key_schema("status_pk", "created_sk"), "Projection": {"ProjectionType": "ALL"}},
+        {"IndexName": ENTITY_INDEX, "KeySchema": _key_schema("entity", "created_sk"), "Projection": {"ProjectionType": "ALL"}},
+    ],
+    "BillingMode": "PAY_PER_REQUEST",
+}
