@@ -12,7 +12,7 @@ DEFAULT_BUCKET = "image-pipeline-local"
 DEFAULT_TABLE = "ImageMetadata"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_CDN_URL = "http://127.0.0.1:8000/cdn"
-DEFAULT_SECRET = "local-only-pipeline-secret-change-me"
+DEFAULT_SECRET = "local-only-pipeline-secret-change-me"  # noqa: S105 (local default; production sets PIPELINE_SECRET)
 
 
 class ConfigError(ValueError):

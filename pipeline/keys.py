@@ -76,7 +76,9 @@ def safe_file_name(file_name: str) -> str:
     cleaned = _UNSAFE_NAME_CHARS.sub("-", ascii_name).strip(".-")
     if len(cleaned) > MAX_FILE_NAME:
         stem, dot, ext = cleaned.rpartition(".")
-        cleaned = (stem[: MAX_FILE_NAME - len(ext) - 1] + dot + ext) if dot and len(ext) <= 10 else cleaned[:MAX_FILE_NAME]
+        cleaned = (
+            (stem[: MAX_FILE_NAME - len(ext) - 1] + dot + ext) if dot and len(ext) <= 10 else cleaned[:MAX_FILE_NAME]
+        )
     return cleaned or "upload"
 
 

@@ -26,7 +26,7 @@ Query too. The store writes an image and its tag items in one transaction, guard
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -154,7 +154,9 @@ class ImageRecord:
         if not self.listed:
             return [main]
         main["listed_pk"] = LISTED_ALL
-        tag_items = [{**body, "pk": image_pk(self.id), "sk": tag_sk(tag), "listed_pk": tag_pk(tag)} for tag in self.tags]
+        tag_items = [
+            {**body, "pk": image_pk(self.id), "sk": tag_sk(tag), "listed_pk": tag_pk(tag)} for tag in self.tags
+        ]
         return [main, *tag_items]
 
     @classmethod
@@ -164,13 +166,18 @@ class ImageRecord:
         values["status"] = Status(values["status"])
         values["renditions"] = tuple(
             Rendition(
-                name=r["name"], format=r["format"], key=r["key"],
-                width=int(r["width"]), height=int(r["height"]), bytes=int(r["bytes"]),
+                name=r["name"],
+                format=r["format"],
+                key=r["key"],
+                width=int(r["width"]),
+                height=int(r["height"]),
+                bytes=int(r["bytes"]),
             )
             for r in values.get("renditions", ())
         )
         values["history"] = tuple(
-            HistoryEntry(at=h["at"], status=Status(h["status"]), reason=h.get("reason")) for h in values.get("history", ())
+            HistoryEntry(at=h["at"], status=Status(h["status"]), reason=h.get("reason"))
+            for h in values.get("history", ())
         )
         for name in ("tags", "notes"):
             values[name] = tuple(values.get(name, ()))
@@ -245,7 +252,9 @@ def _attributes(record: ImageRecord) -> dict[str, Any]:
         if f.name == "renditions":
             value = [dataclasses.asdict(r) for r in value]
         elif f.name == "history":
-            value = [{"at": h.at, "status": h.status.value, **({"reason": h.reason} if h.reason else {})} for h in value]
+            value = [
+                {"at": h.at, "status": h.status.value, **({"reason": h.reason} if h.reason else {})} for h in value
+            ]
         elif isinstance(value, tuple):
             value = list(value)
         elif isinstance(value, StrEnum):
@@ -268,9 +277,21 @@ TABLE_SCHEMA: Final[dict[str, Any]] = {
     ],
     "KeySchema": _key_schema("pk", "sk"),
     "GlobalSecondaryIndexes": [
-        {"IndexName": LISTED_INDEX, "KeySchema": _key_schema("listed_pk", "created_sk"), "Projection": {"ProjectionType": "ALL"}},
-        {"IndexName": STATUS_INDEX, "KeySchema": _key_schema("status_pk", "created_sk"), "Projection": {"ProjectionType": "ALL"}},
-        {"IndexName": ENTITY_INDEX, "KeySchema": _key_schema("entity", "created_sk"), "Projection": {"ProjectionType": "ALL"}},
+        {
+            "IndexName": LISTED_INDEX,
+            "KeySchema": _key_schema("listed_pk", "created_sk"),
+            "Projection": {"ProjectionType": "ALL"},
+        },
+        {
+            "IndexName": STATUS_INDEX,
+            "KeySchema": _key_schema("status_pk", "created_sk"),
+            "Projection": {"ProjectionType": "ALL"},
+        },
+        {
+            "IndexName": ENTITY_INDEX,
+            "KeySchema": _key_schema("entity", "created_sk"),
+            "Projection": {"ProjectionType": "ALL"},
+        },
     ],
     "BillingMode": "PAY_PER_REQUEST",
 }

@@ -75,7 +75,9 @@ class Aws:
     @cached_property
     def s3(self) -> Any:
         # SigV4 for presigned POSTs too (every region accepts it; newer ones accept nothing else).
-        return boto3.client("s3", region_name=self.settings.region, config=client_config().merge(Config(signature_version="s3v4")))
+        return boto3.client(
+            "s3", region_name=self.settings.region, config=client_config().merge(Config(signature_version="s3v4"))
+        )
 
     def image_store(self) -> ImageStore:
         return ImageStore(self.dynamodb, self.settings.table)
@@ -167,7 +169,9 @@ class ImageStore:
         keys_to_delete = response.get("Items", [])
         for start in range(0, len(keys_to_delete), 25):
             self.client.batch_write_item(
-                RequestItems={self.table: [{"DeleteRequest": {"Key": key}} for key in keys_to_delete[start : start + 25]]}
+                RequestItems={
+                    self.table: [{"DeleteRequest": {"Key": key}} for key in keys_to_delete[start : start + 25]]
+                }
             )
 
     def _save(self, record: ImageRecord, previous: ImageRecord | None) -> ImageRecord:
@@ -185,7 +189,8 @@ class ImageStore:
         kept = {item["sk"] for item in tag_items}
         stale = {records.tag_sk(tag) for tag in (previous.tags if previous else ())} - kept
         actions += [
-            {"Delete": {"TableName": self.table, "Key": _serialize({"pk": main["pk"], "sk": sk})}} for sk in sorted(stale)
+            {"Delete": {"TableName": self.table, "Key": _serialize({"pk": main["pk"], "sk": sk})}}
+            for sk in sorted(stale)
         ]
         try:
             self.client.transact_write_items(TransactItems=actions)
@@ -236,13 +241,17 @@ class ObjectStore:
             body.close()
 
     def write(self, key: str, body: bytes, content_type: str, *, cache_control: str = IMMUTABLE_CACHE_CONTROL) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, CacheControl=cache_control)
+        self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, CacheControl=cache_control
+        )
 
     def delete(self, keys: Iterable[str]) -> None:
         """Delete these keys (missing ones are fine)."""
         objects = [{"Key": key} for key in keys]
         for start in range(0, len(objects), 1000):
-            response = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects[start : start + 1000], "Quiet": True})
+            response = self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": objects[start : start + 1000], "Quiet": True}
+            )
             if response.get("Errors"):
                 first = response["Errors"][0]
                 raise StoreError(f"could not delete s3://{self.bucket}/{first['Key']}: {first.get('Message')}")
@@ -298,7 +307,8 @@ def create_table(client: Any, table: str) -> None:
 
 
 _INDEX_PARTITION: Final = {
-    index["IndexName"]: index["KeySchema"][0]["AttributeName"] for index in records.TABLE_SCHEMA["GlobalSecondaryIndexes"]
+    index["IndexName"]: index["KeySchema"][0]["AttributeName"]
+    for index in records.TABLE_SCHEMA["GlobalSecondaryIndexes"]
 }
 
 
