@@ -13,6 +13,8 @@ DEFAULT_TABLE = "ImageMetadata"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_CDN_URL = "http://127.0.0.1:8000/cdn"
 DEFAULT_SECRET = "local-only-pipeline-secret-change-me"  # noqa: S105 (local default; production sets PIPELINE_SECRET)
+# Browser origins allowed to call the read API cross-origin (the local gallery; production sets API_CORS_ORIGINS).
+DEFAULT_CORS_ORIGINS = ("http://127.0.0.1:8000", "http://localhost:8000")
 
 
 class ConfigError(ValueError):
@@ -47,6 +49,8 @@ class Settings:
     # Presigned POST policies expire after this many seconds.
     upload_expiry_seconds: int = 600
     imaging: ImagingSettings = field(default_factory=ImagingSettings)
+    # Origins the read API answers CORS requests from; empty means no CORS headers at all.
+    cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +73,7 @@ class Settings:
             upload_ttl_seconds=_int(env, "UPLOAD_TTL_SECONDS", cls.upload_ttl_seconds),
             upload_expiry_seconds=_int(env, "UPLOAD_EXPIRY_SECONDS", cls.upload_expiry_seconds),
             imaging=imaging,
+            cors_origins=_origins(env, "API_CORS_ORIGINS", DEFAULT_CORS_ORIGINS),
         )
 
 
@@ -84,3 +89,15 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int = 1, high: in
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise ConfigError(f"{name} must be {bounds}, got {value}")
     return value
+
+
+def _origins(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list of origins ("https://a.example, https://b.example"); set but empty means none."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("https://", "http://")):
+            raise ConfigError(f"{name} must list origins like https://gallery.example.com, got {origin!r}")
+    return origins
