@@ -1,0 +1,330 @@
+"""The read API's core: public image documents, keyset pages with signed cursors, and cacheable HTTP answers.
+
+Both the Lambda (``lambdas/image_api``) and Django (``gallery.api_views``) call these functions and send what
+``respond`` builds, so the two serve byte-identical JSON with the same ETag. Nothing here knows an event shape,
+a Django request or boto3: the store is passed in.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from pipeline import keys, records
+from pipeline.config import Settings
+from pipeline.records import ImageRecord, Rendition, Status
+
+if TYPE_CHECKING:
+    from pipeline.store import ImageStore
+
+DEFAULT_LIMIT: Final = 24
+MAX_LIMIT: Final = 100
+# A cursor is a bookmark for "the next page", not a permalink: it expires so that signed positions do not
+# live forever in logs and caches. A day covers any human scrolling session.
+CURSOR_TTL_SECONDS: Final = 24 * 3600
+MAX_CURSOR_LENGTH: Final = 1024
+# The ?v= on rendition URLs: enough of the source's sha256 that a re-upload gets new URLs.
+VERSION_LENGTH: Final = 12
+
+# Lists change with every upload: a short shared cache absorbs bursts. Documents of ready images change only
+# when someone edits them. Anything still processing must not be cached, or polling would never see "ready".
+LIST_CACHE_CONTROL: Final = "public, max-age=30"
+READY_CACHE_CONTROL: Final = "public, max-age=120"
+NO_STORE: Final = "no-store"
+JSON_CONTENT_TYPE: Final = "application/json"
+
+_LIMIT_PATTERN: Final = re.compile(r"[0-9]{1,4}")
+_FORMAT_ORDER: Final = {"webp": 0, "jpeg": 1}  # modern first, as a <picture> lists its <source>s
+_KEY_ATTRIBUTES: Final = frozenset(
+    {entry["AttributeName"] for entry in records.TABLE_SCHEMA["KeySchema"]}
+    | {
+        entry["AttributeName"]
+        for index in records.TABLE_SCHEMA["GlobalSecondaryIndexes"]
+        if index["IndexName"] == records.LISTED_INDEX
+        for entry in index["KeySchema"]
+    }
+)
+
+
+class ApiError(Exception):
+    """A request the API answers with an error status; ``code`` is stable, ``message`` is for people."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+    def to_body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+def not_found(image_id: str) -> ApiError:
+    return ApiError(404, "not_found", f"no image with id {image_id!r}")
+
+
+def route_not_found(path: str) -> ApiError:
+    return ApiError(404, "route_not_found", f"no endpoint at {path!r}; see GET /images and GET /images/{{id}}")
+
+
+def method_not_allowed(method: str, allowed: tuple[str, ...] = ("GET",)) -> ApiError:
+    allow = ", ".join(allowed)
+    return ApiError(405, "method_not_allowed", f"{method} is not supported here; use {allow}", {"Allow": allow})
+
+
+def internal_error() -> ApiError:
+    return ApiError(500, "internal_error", "something went wrong on our side; it has been logged, try again later")
+
+
+# -- documents ---------------------------------------------------------------------------------------------
+
+
+def image_document(record: ImageRecord, settings: Settings) -> dict[str, Any]:
+    """The public JSON document of one image: what clients may know, and URLs they can use as they are."""
+    renditions = sorted(record.renditions, key=lambda r: (r.width, _FORMAT_ORDER.get(r.format, 9), r.name))
+    sources = [_source(record, rendition, settings) for rendition in renditions]
+    return {
+        "id": record.id,
+        "status": record.status.value,
+        "failure_reason": record.failure_reason,
+        "title": record.title,
+        "alt_text": record.alt_text,
+        "tags": list(record.tags),
+        "width": record.width,
+        "height": record.height,
+        "format": record.format,
+        "bytes": record.byte_size,
+        "created_at": record.created_at,
+        "processed_at": record.processed_at,
+        "thumbnail": _url_of(sources, "thumb", "jpeg"),
+        "optimized": _url_of(sources, "optimized", "jpeg"),
+        "sources": sources,
+        "srcset": _srcsets(sources),
+        "placeholder": {"blurhash": record.blurhash, "color": record.dominant_color},
+    }
+
+
+def rendition_url(record: ImageRecord, rendition: Rendition, settings: Settings) -> str:
+    """The CDN URL of a rendition, versioned by the source's content so caches can keep it for a year."""
+    url = f"{settings.cdn_url}/{keys.rendition_path(record.id, rendition.name, rendition.format)}"
+    return f"{url}?v={record.sha256[:VERSION_LENGTH]}" if record.sha256 else url
+
+
+def _source(record: ImageRecord, rendition: Rendition, settings: Settings) -> dict[str, Any]:
+    return {
+        "name": rendition.name,
+        "format": rendition.format,
+        "type": rendition.content_type,
+        "width": rendition.width,
+        "height": rendition.height,
+        "bytes": rendition.bytes,
+        "url": rendition_url(record, rendition, settings),
+    }
+
+
+def _url_of(sources: list[dict[str, Any]], name: str, fmt: str) -> str | None:
+    return next((s["url"] for s in sources if s["name"] == name and s["format"] == fmt), None)
+
+
+def _srcsets(sources: list[dict[str, Any]]) -> dict[str, str]:
+    """``{"webp": "url 400w, url 1920w", ...}``; one candidate per width (a small source's renditions may tie)."""
+    by_format: dict[str, dict[int, str]] = {}
+    for source in sources:
+        by_format.setdefault(source["format"], {}).setdefault(source["width"], source["url"])
+    ordered = sorted(by_format.items(), key=lambda item: _FORMAT_ORDER.get(item[0], 9))
+    return {fmt: ", ".join(f"{url} {width}w" for width, url in sorted(widths.items())) for fmt, widths in ordered}
+
+
+# -- reads -------------------------------------------------------------------------------------------------
+
+
+def get_document(store: ImageStore, settings: Settings, image_id: str) -> dict[str, Any]:
+    """One image in any status (clients poll while it processes); hidden images do not exist publicly."""
+    if not keys.is_image_id(image_id):
+        raise ApiError(400, "invalid_id", f"{image_id!r} is not an image id (26 characters a-z, 2-7)")
+    record = store.get(image_id)
+    if record is None or record.hidden:
+        raise not_found(image_id)
+    return image_document(record, settings)
+
+
+def list_documents(
+    store: ImageStore,
+    settings: Settings,
+    *,
+    limit: str | int | None = None,
+    cursor: str | None = None,
+    tag: str | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """One page of listed images, newest first: ``{"items": [...], "next": cursor or None}``.
+
+    One Query on the sparse ``Listed`` index per page, keyset-paginated on ``created_sk``, so new uploads
+    never shift or repeat items on later pages. It asks for one item more than it returns: if that item
+    exists there is a next page, so the last page never comes with a cursor to an empty page.
+    """
+    page_size = parse_limit(limit)
+    partition = listing_partition(tag)
+    scope = listing_scope(partition)
+    start_key = decode_cursor(cursor, scope, settings, now=now) if cursor else None
+    page = store.query_page(records.LISTED_INDEX, partition, limit=page_size + 1, start_key=start_key)
+    shown = page.records[:page_size]
+    if len(page.records) > page_size:
+        next_key: dict[str, Any] | None = _listed_key(shown[-1], partition)
+    else:
+        # Fewer items than asked for and a LastEvaluatedKey only happens when DynamoDB stopped at its 1 MB
+        # page limit: the page is short but there is more.
+        next_key = page.last_key if shown else None
+    return {
+        "items": [image_document(record, settings) for record in shown],
+        "next": encode_cursor(next_key, scope, settings, now=now) if next_key else None,
+    }
+
+
+def parse_limit(limit: str | int | None) -> int:
+    if limit is None or limit == "":
+        return DEFAULT_LIMIT
+    if isinstance(limit, str):
+        if not _LIMIT_PATTERN.fullmatch(limit):
+            raise _bad_limit(limit)
+        limit = int(limit)
+    if isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise _bad_limit(limit)
+    return limit
+
+
+def listing_partition(tag: str | None) -> str:
+    """The ``Listed`` partition to read: every listed image, or those with one tag (normalized as stored)."""
+    if tag is None:
+        return records.LISTED_ALL
+    try:
+        tags = records.normalize_tags(tag)
+    except ValueError:  # more tags than an image may have
+        raise _bad_tag(tag) from None
+    if len(tags) > 1:
+        raise _bad_tag(tag)
+    return records.tag_pk(tags[0]) if tags else records.LISTED_ALL
+
+
+def listing_scope(partition: str) -> str:
+    """What a cursor is valid for: the index and its partition (so a tag's cursor cannot page another tag)."""
+    return f"{records.LISTED_INDEX}:{partition}"
+
+
+def _listed_key(record: ImageRecord, partition: str) -> dict[str, str]:
+    """The ``Listed`` index key of ``record``'s item in ``partition`` (the image item, or its tag item)."""
+    sort_key = records.IMAGE_SK if partition == records.LISTED_ALL else records.tag_sk(partition.split("#", 1)[1])
+    return {"pk": records.image_pk(record.id), "sk": sort_key, "listed_pk": partition, "created_sk": record.created_sk}
+
+
+def _bad_tag(tag: str) -> ApiError:
+    return ApiError(400, "invalid_tag", f"filter by one tag at a time (no commas), got {tag!r}")
+
+
+def _bad_limit(limit: object) -> ApiError:
+    return ApiError(400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_LIMIT}, got {limit!r}")
+
+
+# -- cursors -----------------------------------------------------------------------------------------------
+
+
+def encode_cursor(last_key: dict[str, Any], scope: str, settings: Settings, *, now: float | None = None) -> str:
+    """An opaque, signed bookmark: the position, what it is a position in, and when it stops being valid."""
+    expires = int(now if now is not None else time.time()) + CURSOR_TTL_SECONDS
+    payload = json.dumps({"k": last_key, "s": scope, "x": expires}, separators=(",", ":"), sort_keys=True)
+    body = _b64encode(payload.encode())
+    return f"{body}.{_b64encode(_signature(body, settings))}"
+
+
+def decode_cursor(cursor: str, scope: str, settings: Settings, *, now: float | None = None) -> dict[str, Any]:
+    """The DynamoDB start key in ``cursor``; ApiError 400 if it was altered, expired or made for another list."""
+    if len(cursor) > MAX_CURSOR_LENGTH or cursor.count(".") != 1:
+        raise _bad_cursor("it is not one this API handed out")
+    body, signature = cursor.split(".")
+    try:
+        given = _b64decode(signature)
+        payload = json.loads(_b64decode(body))
+    except (ValueError, binascii.Error):
+        raise _bad_cursor("it is not one this API handed out") from None
+    if not hmac.compare_digest(given, _signature(body, settings)):
+        raise _bad_cursor("it is not one this API handed out")
+    if payload.get("s") != scope:
+        raise _bad_cursor("it belongs to a different listing (another tag); start from the first page")
+    if int(payload.get("x", 0)) < (now if now is not None else time.time()):
+        raise _bad_cursor("it has expired; start again from the first page")
+    start_key = payload.get("k")
+    if not isinstance(start_key, dict) or set(start_key) != _KEY_ATTRIBUTES:
+        raise _bad_cursor("it does not point into this listing")
+    return start_key
+
+
+def _signature(body: str, settings: Settings) -> bytes:
+    # A key of its own, derived from the pipeline secret, so a cursor MAC can never double as an image id.
+    cursor_key = hmac.new(settings.secret.encode(), b"api-cursor", hashlib.sha256).digest()
+    return hmac.new(cursor_key, body.encode(), hashlib.sha256).digest()[:16]
+
+
+def _bad_cursor(why: str) -> ApiError:
+    return ApiError(400, "invalid_cursor", f"the cursor cannot be used: {why}")
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _b64decode(text: str) -> bytes:
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# -- HTTP --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """What both adapters send: status, headers and the exact body bytes."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+def respond(document_or_error: dict[str, Any] | ApiError, *, if_none_match: str | None = None) -> HttpResponse:
+    """JSON bytes with a strong ETag and the Cache-Control its content deserves; 304 if the client has it."""
+    if isinstance(document_or_error, ApiError):
+        error = document_or_error
+        headers = {"Content-Type": JSON_CONTENT_TYPE, "Cache-Control": NO_STORE, **error.headers}
+        return HttpResponse(error.status, headers, _json_bytes(error.to_body()))
+    body = _json_bytes(document_or_error)
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    headers = {"ETag": etag, "Cache-Control": cache_control_for(document_or_error)}
+    if if_none_match and _etag_matches(if_none_match, etag):
+        return HttpResponse(304, headers, b"")
+    return HttpResponse(200, {"Content-Type": JSON_CONTENT_TYPE, **headers}, body)
+
+
+def cache_control_for(document: dict[str, Any]) -> str:
+    if "items" in document:
+        return LIST_CACHE_CONTROL
+    return READY_CACHE_CONTROL if document.get("status") == Status.READY.value else NO_STORE
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110 13.1.2): ``W/"x"`` matches ``"x"``."""
+    if if_none_match.strip() == "*":
+        return True
+    candidates = (tag.strip().removeprefix("W/") for tag in if_none_match.split(","))
+    return etag in candidates
+
+
+def _json_bytes(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
