@@ -1,0 +1,489 @@
+"""Image bytes in, upright, private, sRGB renditions and facts out: pure Pillow, no AWS, no environment."""
+
+from __future__ import annotations
+
+import io
+import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+import pillow_heif
+from PIL import Image, ImageCms
+
+from pipeline import placeholder
+from pipeline.config import ImagingSettings
+
+# HEIC/HEIF through pillow-heif; AVIF through Pillow's own plugin (pillow-heif 1.x no longer decodes AVIF).
+pillow_heif.register_heif_opener()
+
+# Formats are recognised by content, and only these plugins may look at an upload: everything else (EPS hands the
+# file to Ghostscript, exotic decoders are where fuzzers find bugs) is refused before any decoder runs.
+# MPO has no opener of its own: Pillow's JPEG opener returns an MPO image when it finds further pictures.
+OPENERS = ("JPEG", "PNG", "WEBP", "AVIF", "GIF", "TIFF", "HEIF")
+ACCEPTED_FORMATS = (*OPENERS, "MPO")
+
+RenditionName = Literal["thumb", "optimized"]
+OutputFormat = Literal["jpeg", "webp"]
+
+CONTENT_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "webp": "image/webp"}
+
+# EXIF orientation -> the transpose that makes the stored pixels upright (as ImageOps.exif_transpose does).
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_ORIENTATION_TAG = 0x0112
+
+# reduce() by whole factors first while the remaining Lanczos step stays >= 3x: visually the same, much faster.
+_REDUCING_GAP = 3.0
+
+# Four encodes per image (two sizes x two formats); Pillow's encoders release the GIL, so threads overlap them.
+_ENCODERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="encode")
+
+_WHITE = (255, 255, 255)
+
+
+class ImageRejected(Exception):
+    """The upload cannot become an image; `reason` is a short sentence for the record and the uploader."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnsupportedFormat(ImageRejected):
+    """The content is not one of the accepted image formats (whatever its name says)."""
+
+
+class TooLarge(ImageRejected):
+    """Too many bytes, pixels (a decompression bomb) or frames to process."""
+
+
+class CorruptImage(ImageRejected):
+    """Empty, truncated or undecodable data in an otherwise accepted format."""
+
+
+@dataclass(frozen=True)
+class EncodedRendition:
+    name: RenditionName
+    format: OutputFormat
+    width: int
+    height: int
+    data: bytes
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    format: str  # detected from content: "JPEG", "MPO", "PNG", "HEIF", "AVIF", "WEBP", "GIF", "TIFF"
+    mime: str
+    width: int  # displayed size, after EXIF orientation
+    height: int
+    frames: int  # 1 for stills; animated inputs use their first frame
+    blurhash: str
+    dominant_color: str  # "#rrggbb"
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    facts: ImageFacts
+    renditions: tuple[EncodedRendition, ...]  # thumb jpeg, thumb webp, optimized jpeg, optimized webp
+
+
+@dataclass(frozen=True)
+class RenditionPlan:
+    """Every output size, worked out from the header before a pixel is decoded (sizes are as displayed)."""
+
+    stored_size: tuple[int, int]
+    orientation: int
+    optimized: tuple[int, int]
+    thumb: tuple[int, int]
+
+    @property
+    def turns_sideways(self) -> bool:
+        return self.orientation in (5, 6, 7, 8)
+
+    @property
+    def displayed_size(self) -> tuple[int, int]:
+        return self.as_stored(self.stored_size)
+
+    def as_stored(self, size: tuple[int, int]) -> tuple[int, int]:
+        """A displayed size in the stored pixels' orientation (or back: the swap is its own inverse)."""
+        return (size[1], size[0]) if self.turns_sideways else size
+
+
+def fit_within(size: tuple[int, int], box: int) -> tuple[int, int]:
+    """The largest size with the same aspect ratio that fits in box x box; never larger than `size`."""
+    width, height = size
+    if width <= box and height <= box:
+        return size
+    if width >= height:
+        return box, max(1, round(height * box / width))
+    return max(1, round(width * box / height)), box
+
+
+def plan_renditions(stored_size: tuple[int, int], orientation: int, settings: ImagingSettings) -> RenditionPlan:
+    if orientation not in _TRANSPOSE_FOR_ORIENTATION:
+        orientation = 1  # 0 and out-of-range values are invalid; treat as "already upright"
+    displayed = (stored_size[1], stored_size[0]) if orientation in (5, 6, 7, 8) else stored_size
+    return RenditionPlan(
+        stored_size=stored_size,
+        orientation=orientation,
+        optimized=fit_within(displayed, settings.optimized_size),
+        thumb=fit_within(displayed, settings.thumb_size),
+    )
+
+
+def process_image(source: bytes, settings: ImagingSettings) -> ProcessedImage:
+    """Check limits, decode once, and return the four renditions and the facts; raises ImageRejected."""
+    _check_byte_size(source, settings)
+    notes: list[str] = []
+    with _open(source) as opened:
+        _check_pixels(opened.size, settings)
+        frames = _frame_count(opened, settings)
+        if frames > 1:
+            notes.append(_frames_note(opened.format, frames))
+        plan = plan_renditions(opened.size, _orientation(opened), settings)
+        if plan.orientation != 1:
+            notes.append(f"rotated upright from EXIF orientation {plan.orientation}")
+        facts_format = opened.format or "unknown"
+        mime = _mime(facts_format, source)
+        icc_profile = opened.info.get("icc_profile")
+        picture = _decode(opened, plan)
+
+    picture = _normalise_mode(picture, notes)
+    optimized = _resize(picture, plan.as_stored(plan.optimized))
+    optimized = _to_srgb(optimized, icc_profile, notes)
+    if plan.orientation != 1:
+        optimized = optimized.transpose(_TRANSPOSE_FOR_ORIENTATION[plan.orientation])
+    optimized = _drop_opaque_alpha(optimized)
+    optimized.info = {}  # no EXIF, XMP, ICC or comments can reach an encoder
+
+    jobs = _submit_encodes("optimized", optimized, settings, notes)
+    thumb = _resize(optimized, plan.thumb)
+    jobs += _submit_encodes("thumb", thumb, settings, notes)
+
+    small = placeholder.small_rgb(thumb)
+    facts = ImageFacts(
+        format=facts_format,
+        mime=mime,
+        width=plan.displayed_size[0],
+        height=plan.displayed_size[1],
+        frames=frames,
+        blurhash=placeholder.blurhash(small),
+        dominant_color=placeholder.dominant_color(small),
+        notes=tuple(dict.fromkeys(notes)),
+    )
+    renditions = tuple(job.result() for job in jobs)
+    order = {("thumb", "jpeg"): 0, ("thumb", "webp"): 1, ("optimized", "jpeg"): 2, ("optimized", "webp"): 3}
+    return ProcessedImage(facts=facts, renditions=tuple(sorted(renditions, key=lambda r: order[(r.name, r.format)])))
+
+
+# --- limits -------------------------------------------------------------------------------------------------------
+
+
+def _check_byte_size(source: bytes, settings: ImagingSettings) -> None:
+    if not source:
+        raise CorruptImage("the file is empty")
+    if len(source) > settings.max_bytes:
+        raise TooLarge(f"file is {_megabytes(len(source))}, the limit is {_megabytes(settings.max_bytes)}")
+
+
+def _check_pixels(size: tuple[int, int], settings: ImagingSettings) -> None:
+    width, height = size
+    if width * height > settings.max_pixels:
+        raise TooLarge(f"image is {width}x{height} pixels, the limit is {_megapixels(settings.max_pixels)}")
+    if width < 1 or height < 1:
+        raise CorruptImage(f"image claims a size of {width}x{height} pixels")
+
+
+def _frame_count(opened: Image.Image, settings: ImagingSettings) -> int:
+    try:
+        frames = int(getattr(opened, "n_frames", 1))
+    except Exception as exc:  # counting walks the file; corrupt frame tables raise all sorts
+        raise CorruptImage(_corrupt_reason(opened.format, exc)) from exc
+    if frames > settings.max_frames:
+        raise TooLarge(f"image has {frames} frames, the limit is {settings.max_frames}")
+    return frames
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1_000_000:.1f} MB"
+
+
+def _megapixels(count: int) -> str:
+    return f"{count / 1_000_000:g} megapixels"
+
+
+# --- decoding ------------------------------------------------------------------------------------------------------
+
+
+def _open(source: bytes) -> Image.ImageFile.ImageFile:
+    try:
+        return Image.open(io.BytesIO(source), formats=OPENERS)
+    except Image.DecompressionBombError as exc:
+        raise TooLarge(_bomb_reason(exc)) from exc
+    except Image.UnidentifiedImageError as exc:
+        family = sniff_format(source)
+        if family in ACCEPTED_FORMATS:
+            raise CorruptImage(f"the {family} data could not be read") from exc
+        raise UnsupportedFormat(f"unsupported format: {family or 'not a recognised image type'}") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # fuzzed headers raise TypeError, ValueError, struct.error, ... not only OSError
+        raise CorruptImage(_corrupt_reason(sniff_format(source), exc)) from exc
+
+
+def _orientation(opened: Image.Image) -> int:
+    try:
+        value = opened.getexif().get(_ORIENTATION_TAG, 1)
+    except MemoryError:
+        raise
+    except Exception as exc:  # a truncated file can fail while reading its EXIF
+        raise CorruptImage(_corrupt_reason(opened.format, exc)) from exc
+    return value if isinstance(value, int) else 1
+
+
+def _decode(opened: Image.ImageFile.ImageFile, plan: RenditionPlan) -> Image.Image:
+    """Load the first frame once, letting JPEG decode at 1/2, 1/4 or 1/8 scale when that still covers the output."""
+    try:
+        if opened.format in ("JPEG", "MPO"):
+            opened.draft(None, plan.as_stored(plan.optimized))
+        opened.load()
+    except Image.DecompressionBombError as exc:
+        raise TooLarge(_bomb_reason(exc)) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # truncated data: never ImageFile.LOAD_TRUNCATED_IMAGES, a half image is not a result
+        raise CorruptImage(_corrupt_reason(opened.format, exc)) from exc
+    return opened
+
+
+def _bomb_reason(exc: Exception) -> str:
+    claimed = re.search(r"\((\d+) pixels\)", str(exc))
+    if claimed:
+        return f"image claims {int(claimed.group(1)):,} pixels, more than can be processed safely"
+    return "image claims more pixels than can be processed safely"
+
+
+def _corrupt_reason(family: str | None, exc: Exception) -> str:
+    detail = str(exc).strip() or type(exc).__name__
+    return f"the {family or 'image'} data is corrupt or truncated ({detail[:120]})"
+
+
+# --- pixels --------------------------------------------------------------------------------------------------------
+
+
+def _normalise_mode(picture: Image.Image, notes: list[str]) -> Image.Image:
+    """Bring any decoded mode to L, RGB, RGBA or CMYK (CMYK waits for the colour transform after resizing)."""
+    mode = picture.mode
+    if mode in ("RGB", "RGBA", "L", "CMYK"):
+        return picture
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        notes.append(f"{mode} high bit depth reduced to 8 bits")
+        gray = (
+            picture.convert("I").point(lambda v: v / 257).convert("L")
+            if mode.startswith("I;16")
+            else _scale_to_l(picture)
+        )
+        if "transparency" in picture.info:
+            gray.putalpha(picture.convert("RGBA").getchannel("A"))
+            return gray.convert("RGBA")
+        return gray
+    if mode == "1":
+        return picture.convert("L")
+    if mode in ("P", "PA", "LA", "La", "RGBa") or picture.has_transparency_data:
+        return picture.convert("RGBA")
+    try:
+        return picture.convert("RGB")
+    except ValueError as exc:
+        raise UnsupportedFormat(f"unsupported colour mode: {mode}") from exc
+
+
+def _scale_to_l(picture: Image.Image) -> Image.Image:
+    low, high = picture.getextrema()
+    if high <= 255 and low >= 0:
+        return picture.convert("L")
+    return picture.convert("F").point(lambda v: v * 255 / max(high, 1)).convert("L")
+
+
+def _resize(picture: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if picture.size == size:
+        return picture
+    return picture.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+
+
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+def _to_srgb(picture: Image.Image, icc_profile: bytes | None, notes: list[str]) -> Image.Image:
+    """Convert from the embedded ICC profile to sRGB; outputs then carry no profile (sRGB is what browsers assume)."""
+    out_mode = "RGBA" if picture.mode == "RGBA" else "RGB"
+    if icc_profile:
+        transform = _transform_to_srgb(icc_profile, picture.mode, out_mode)
+        if transform is not None:
+            description, cms = transform
+            notes.append(f"colour converted from {description} to sRGB")
+            return ImageCms.applyTransform(picture, cms)
+        if picture.mode != "L" and not _is_srgb(icc_profile):
+            notes.append("unreadable colour profile ignored")
+    if picture.mode == "CMYK":
+        notes.append("CMYK converted to RGB")
+    return picture.convert(out_mode) if picture.mode != out_mode else picture
+
+
+def _is_srgb(icc_profile: bytes) -> bool:
+    try:
+        return "srgb" in _describe(icc_profile).lower()
+    except ImageCms.PyCMSError:
+        return False
+
+
+def _describe(icc_profile: bytes) -> str:
+    return ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))).strip()
+
+
+@lru_cache(maxsize=32)
+def _transform_to_srgb(
+    icc_profile: bytes, in_mode: str, out_mode: str
+) -> tuple[str, ImageCms.ImageCmsTransform] | None:
+    """A cached transform from the profile to sRGB, or None when the profile already is sRGB or cannot be used."""
+    try:
+        description = _describe(icc_profile) or "an embedded profile"
+        if "srgb" in description.lower() and in_mode != "CMYK":
+            return None
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+        transform = ImageCms.buildTransform(
+            source, _SRGB, in_mode, out_mode, renderingIntent=ImageCms.Intent.PERCEPTUAL
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return None
+    return description, transform
+
+
+def _drop_opaque_alpha(picture: Image.Image) -> Image.Image:
+    if picture.mode == "RGBA" and picture.getchannel("A").getextrema() == (255, 255):
+        return picture.convert("RGB")
+    return picture
+
+
+def _flatten_on_white(picture: Image.Image) -> Image.Image:
+    background = Image.new("RGB", picture.size, _WHITE)
+    background.paste(picture, mask=picture.getchannel("A"))
+    return background
+
+
+# --- encoding ------------------------------------------------------------------------------------------------------
+
+
+def _submit_encodes(
+    name: RenditionName, picture: Image.Image, settings: ImagingSettings, notes: list[str]
+) -> list[Future[EncodedRendition]]:
+    if picture.mode == "RGBA":
+        notes.append("alpha flattened on white for JPEG")
+        for_jpeg = _flatten_on_white(picture)
+    else:
+        # Image.save() sets attributes on the image it saves, so two threads must not save the same object.
+        for_jpeg = picture.copy()
+    return [
+        _ENCODERS.submit(_encode, name, "jpeg", for_jpeg, settings),
+        _ENCODERS.submit(_encode, name, "webp", picture, settings),
+    ]
+
+
+def _encode(
+    name: RenditionName, fmt: OutputFormat, picture: Image.Image, settings: ImagingSettings
+) -> EncodedRendition:
+    buffer = io.BytesIO()
+    if fmt == "jpeg":
+        # Progressive + optimised Huffman tables: ~5-10 % smaller for photos at the same quality; 4:2:0 chroma.
+        picture.save(
+            buffer, "JPEG", quality=settings.jpeg_quality, optimize=True, progressive=True, subsampling="4:2:0"
+        )
+    else:
+        picture.save(buffer, "WEBP", quality=settings.webp_quality, method=4)
+    return EncodedRendition(name=name, format=fmt, width=picture.width, height=picture.height, data=buffer.getvalue())
+
+
+# --- format facts --------------------------------------------------------------------------------------------------
+
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
+_MIME = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",  # a JPEG with further pictures appended; browsers read it as JPEG
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "AVIF": "image/avif",
+    "GIF": "image/gif",
+    "TIFF": "image/tiff",
+    "HEIF": "image/heif",
+}
+
+
+def _mime(fmt: str, source: bytes) -> str:
+    if fmt == "HEIF" and source[8:12] in _HEIC_BRANDS:
+        return "image/heic"
+    return _MIME.get(fmt, "application/octet-stream")
+
+
+def _frames_note(fmt: str | None, frames: int) -> str:
+    if fmt == "MPO":
+        return f"multi-picture JPEG: first of {frames} pictures used"
+    if fmt in ("TIFF", "HEIF"):
+        return f"{fmt} with {frames} images: first used"
+    return f"animated {fmt}: first of {frames} frames used"
+
+
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "BigTIFF"),
+    (b"MM\x00+", "BigTIFF"),
+    (b"%PDF", "PDF"),
+    (b"%!PS", "PostScript/EPS"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),
+    (b"BM", "BMP"),
+    (b"8BPS", "PSD"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"qoif", "QOI"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
+    (b"PK\x03\x04", "ZIP"),
+)
+
+
+def sniff_format(source: bytes) -> str | None:
+    """Name the format by its magic bytes, to explain a refusal (decoding is always by Pillow's allowed plugins)."""
+    for signature, name in _SIGNATURES:
+        if source.startswith(signature):
+            return name
+    if source[:4] == b"RIFF" and source[8:12] == b"WEBP":
+        return "WEBP"
+    if source[4:8] == b"ftyp":
+        brand = source[8:12]
+        if brand in (b"avif", b"avis"):
+            return "AVIF"
+        if brand in _HEIC_BRANDS or brand in (b"mif1", b"msf1"):
+            return "HEIF"
+        return "MP4/QuickTime video"
+    head = source[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith((b"<svg", b"<?xml")) and b"<svg" in head:
+        return "SVG"
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "HTML"
+    return None
