@@ -1,0 +1,102 @@
+"""API Gateway HTTP API (payload 2.0) -> pipeline.api: ``GET /images`` and ``GET /images/{id}``.
+
+Route ``ANY /images`` and ``ANY /images/{id}`` (or ``$default``) here on the ``$default`` stage: other methods
+get a JSON 405 from this function, unknown paths a JSON 404, and CORS preflights are answered by Powertools.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline import api
+from pipeline.config import Settings
+from pipeline.store import Aws
+
+settings = Settings.from_env()
+aws = Aws(settings)
+logger = Logger()
+metrics = Metrics()
+
+# Methods other than GET on a known path are answered with 405 rather than "no such route".
+OTHER_METHODS = ["POST", "PUT", "PATCH", "DELETE", "HEAD"]
+
+
+def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
+    if not origins:
+        return None
+    first, *extra = origins
+    return CORSConfig(
+        allow_origin=first,
+        extra_origins=extra,
+        allow_headers=["If-None-Match"],
+        expose_headers=["ETag"],
+        max_age=600,
+    )
+
+
+app = APIGatewayHttpResolver(cors=_cors(settings.cors_origins))
+
+
+@app.get("/images")
+def list_images() -> Response:
+    query = app.current_event.query_string_parameters or {}
+    page = api.list_documents(
+        aws.image_store(), settings, limit=query.get("limit"), cursor=query.get("cursor"), tag=query.get("tag")
+    )
+    return _send(page)
+
+
+@app.get("/images/<image_id>")
+def get_image(image_id: str) -> Response:
+    return _send(api.get_document(aws.image_store(), settings, image_id))
+
+
+@app.route("/images", method=OTHER_METHODS)
+@app.route("/images/<image_id>", method=OTHER_METHODS)
+def other_method(image_id: str | None = None) -> Response:
+    raise api.method_not_allowed(app.current_event.http_method)
+
+
+@app.exception_handler(api.ApiError)
+def api_error(error: api.ApiError) -> Response:
+    return _to_response(api.respond(error))
+
+
+@app.not_found
+def no_route(_: NotFoundError) -> Response:
+    return _to_response(api.respond(api.route_not_found(app.current_event.path)))
+
+
+@app.exception_handler(Exception)
+def unexpected_error(error: Exception) -> Response:
+    # The trace goes to the log (with the request id); the client gets a generic message.
+    logger.exception("unhandled error serving %s %s", app.current_event.http_method, app.current_event.path)
+    return _to_response(api.respond(api.internal_error()))
+
+
+def _send(document: dict[str, Any]) -> Response:
+    return _to_response(api.respond(document, if_none_match=app.current_event.headers.get("if-none-match")))
+
+
+def _to_response(answer: api.HttpResponse) -> Response:
+    headers = dict(answer.headers)
+    if settings.cors_origins:
+        # The CORS headers depend on the request's Origin: shared caches must key on it.
+        headers["Vary"] = "Origin"
+    return Response(status_code=answer.status, content_type=None, body=answer.body.decode(), headers=headers)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = app.resolve(event, context)
+    # Responses2xx/4xx/5xx: what the alarms and the dashboard count (a 5xx here is a bug or an AWS outage).
+    metrics.add_metric(name=f"Responses{response['statusCode'] // 100}xx", unit=MetricUnit.Count, value=1)
+    return response
