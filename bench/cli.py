@@ -1,0 +1,266 @@
+"""`python -m bench`: run every strategy in its own subprocess over the corpus, then compare and print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench import lambda_cost, phases, quality, report
+from bench.renditions import EXPERIMENTS, STORED, STRATEGIES
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PHOTOS = ROOT.parent / "shared" / "corpus" / "photos"
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif", ".gif"}
+
+
+class BenchError(RuntimeError):
+    """A benchmark child failed or the inputs are unusable; the message says which and why."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        results = run(args)
+    except BenchError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 1
+    results["command"] = " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)])
+    print(report.render(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, sort_keys=True))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="folder of photos (default: the corpus)")
+    parser.add_argument("--files", nargs="+", metavar="NAME", help="only these files from --photos")
+    parser.add_argument("--passes", type=int, default=3, help="timed passes after one warm-up; the median counts")
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=[*STRATEGIES, *EXPERIMENTS])
+    parser.add_argument(
+        "--rss-photos",
+        nargs="+",
+        metavar="NAME",
+        help="photos whose peak memory is measured alone in a fresh process "
+        "(default: the largest photo and every HEIC)",
+    )
+    parser.add_argument("--no-profile", action="store_true", help="skip the cProfile breakdown of the project")
+    parser.add_argument("--json", metavar="FILE", help="write every measurement to FILE")
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    photos = _photos(args.photos, args.files)
+    facts = {path.name: _photo_facts(path) for path in photos}
+    rss_photos = args.rss_photos or _default_rss_photos(facts)
+    unknown = set(rss_photos) - set(facts)
+    if unknown:
+        raise BenchError(f"--rss-photos names files not in the run: {', '.join(sorted(unknown))}")
+    if args.passes < 1:
+        raise BenchError("--passes must be at least 1")
+
+    strategies: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        for strategy in args.strategies:
+            dump_dir = Path(scratch) / strategy
+            dump_dir.mkdir()
+            _progress(f"{strategy}: {len(photos)} photos, 1 warm-up + {args.passes} passes")
+            job = {
+                "strategy": strategy,
+                "mode": "throughput",
+                "files": [str(p) for p in photos],
+                "passes": args.passes,
+                "dump_dir": str(dump_dir),
+            }
+            measured = _child(job)
+            for name in rss_photos:
+                peak = _child({"strategy": strategy, "mode": "peak", "files": [str(args.photos / name)]})
+                measured.setdefault("per_photo_peak_rss_mb", {})[name] = peak["peak_rss_mb"]
+                measured.setdefault("per_photo_baseline_rss_mb", {})[name] = peak["baseline_rss_mb"]
+            _progress(f"{strategy}: quality against the reference rendering")
+            strategies[strategy] = _summarise(measured, facts, args.photos)
+
+    breakdown = None
+    if "project" in args.strategies and not args.no_profile:
+        _progress("project: one profiled pass")
+        profile = _child({"strategy": "project", "mode": "profile", "files": [str(p) for p in photos]})
+        breakdown = phases.group(profile)
+
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "photos": facts,
+        "passes": args.passes,
+        "rss_photos": rss_photos,
+        "strategies": strategies,
+        "project_phases": breakdown,
+    }
+    results["comparison"] = _compare(strategies, rss_photos)
+    results["targets"] = _targets(strategies, rss_photos, facts)
+    if "project" in strategies:
+        project = strategies["project"]
+        peak = max([project["peak_rss_mb"], *project.get("per_photo_peak_rss_mb", {}).values()])
+        results["lambda"] = lambda_cost.estimate(project["cpu_seconds_per_image"], project["parallelism"], peak)
+    return results
+
+
+def _photos(folder: Path, names: list[str] | None) -> list[Path]:
+    if not folder.is_dir():
+        raise BenchError(f"no photo folder at {folder} (pass --photos DIR)")
+    if names:
+        paths = [folder / name for name in names]
+        missing = [p.name for p in paths if not p.is_file()]
+        if missing:
+            raise BenchError(f"not in {folder}: {', '.join(missing)}")
+        return paths
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    if not paths:
+        raise BenchError(f"no photos in {folder}")
+    return paths
+
+
+def _photo_facts(path: Path) -> dict[str, Any]:
+    from PIL import Image
+
+    with Image.open(path) as image:  # header only: no pixels decoded here
+        width, height = image.size
+        return {
+            "width": width,
+            "height": height,
+            "megapixels": width * height / 1e6,
+            "bytes": path.stat().st_size,
+            "format": image.format,
+        }
+
+
+def _default_rss_photos(facts: dict[str, dict[str, Any]]) -> list[str]:
+    largest = max(facts, key=lambda name: facts[name]["width"] * facts[name]["height"])
+    heif = [name for name, fact in facts.items() if fact["format"] in ("HEIF", "HEIC", "AVIF")]
+    return list(dict.fromkeys([largest, *heif]))
+
+
+def _child(job: dict[str, Any]) -> dict[str, Any]:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.worker"],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise BenchError(f"{job['strategy']} ({job['mode']}) failed:\n{completed.stderr.strip()}")
+    return json.loads(completed.stdout)
+
+
+def _summarise(measured: dict[str, Any], facts: dict[str, dict[str, Any]], folder: Path) -> dict[str, Any]:
+    count = len(facts)
+    wall = measured["median_pass_seconds"]
+    cpu = measured["cpu_seconds_per_pass"]
+    per_output: dict[str, dict[str, Any]] = {}
+    psnr: dict[str, dict[str, float]] = {}
+    for photo, outputs in measured["outputs"].items():
+        for output in outputs:
+            entry = per_output.setdefault(output["name"], {"bytes": 0, "count": 0})
+            entry["bytes"] += output["bytes"]
+            entry["count"] += 1
+            if output["name"] in STORED and output["path"]:
+                psnr.setdefault(output["name"], {})[photo] = quality.psnr(folder / photo, Path(output["path"]))
+    for name, by_photo in psnr.items():
+        per_output[name]["psnr_db"] = statistics.fmean(by_photo.values())
+        per_output[name]["min_psnr_db"] = min(by_photo.values())
+        per_output[name]["psnr_db_by_photo"] = by_photo
+    for outputs in measured["outputs"].values():
+        for output in outputs:
+            output.pop("path", None)
+    return {
+        **measured,
+        "images": count,
+        "input_megapixels": sum(f["megapixels"] for f in facts.values()),
+        "images_per_second": count / wall,
+        "megapixels_per_second": sum(f["megapixels"] for f in facts.values()) / wall,
+        "cpu_seconds_per_image": cpu / count,
+        "parallelism": cpu / wall,
+        "per_output": per_output,
+        "stored_bytes": sum(per_output.get(name, {}).get("bytes", 0) for name in STORED),
+    }
+
+
+def _compare(strategies: dict[str, Any], rss_photos: list[str]) -> dict[str, Any]:
+    if "project" not in strategies:
+        return {}
+    project = strategies["project"]
+    ratios = {}
+    for other in strategies:
+        if other == "project":
+            continue
+        base = strategies[other]
+        ratios[other] = {
+            "throughput": project["images_per_second"] / base["images_per_second"],
+            "cpu_seconds": project["cpu_seconds_per_image"] / base["cpu_seconds_per_image"],
+            "stored_bytes": project["stored_bytes"] / base["stored_bytes"],
+            "peak_rss": project["peak_rss_mb"] / base["peak_rss_mb"],
+            "psnr_delta_db": {
+                name: project["per_output"][name]["psnr_db"] - base["per_output"][name]["psnr_db"]
+                for name in STORED
+                if "psnr_db" in project["per_output"].get(name, {}) and "psnr_db" in base["per_output"].get(name, {})
+            },
+            "per_photo_peak_rss": {
+                name: project["per_photo_peak_rss_mb"][name] / base["per_photo_peak_rss_mb"][name]
+                for name in rss_photos
+                if name in project.get("per_photo_peak_rss_mb", {}) and name in base.get("per_photo_peak_rss_mb", {})
+            },
+        }
+    return ratios
+
+
+def _targets(strategies: dict[str, Any], rss_photos: list[str], facts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 8's targets, each with what was measured and PASS/MISS; a target needing an absent strategy is skipped."""
+    targets: list[dict[str, Any]] = []
+    project = strategies.get("project")
+    if project is None:
+        return targets
+    naive, vips = strategies.get("naive"), strategies.get("libvips")
+
+    def add(name: str, passed: bool, measured: str) -> None:
+        targets.append({"target": name, "passed": bool(passed), "measured": measured})
+
+    for label, base in (("naive Pillow", naive), ("libvips", vips)):
+        if base:
+            ratio = project["images_per_second"] / base["images_per_second"]
+            add(f"throughput >= 2x {label}", ratio >= 2.0, f"{ratio:.2f}x")
+    if naive:
+        ratio = project["stored_bytes"] / naive["stored_bytes"]
+        add("output bytes <= 105% of naive", ratio <= 1.05, f"{ratio:.1%}")
+        deltas = {
+            name: project["per_output"][name]["psnr_db"] - naive["per_output"][name]["psnr_db"] for name in STORED
+        }
+        worst = min(deltas, key=deltas.get)
+        add(
+            "PSNR within 0.3 dB of naive (every output)",
+            all(d >= -0.3 for d in deltas.values()),
+            ", ".join(f"{name} {d:+.2f} dB" for name, d in deltas.items()) + f" (worst {worst})",
+        )
+    if vips:
+        for name in rss_photos:
+            mine, theirs = project["per_photo_peak_rss_mb"][name], vips["per_photo_peak_rss_mb"][name]
+            add(f"peak RSS <= libvips on {name}", mine <= theirs, f"{mine:.0f} MB vs {theirs:.0f} MB")
+    jpeg, webp = project["per_output"]["optimized.jpeg"], project["per_output"]["optimized.webp"]
+    saving = 1 - webp["bytes"] / jpeg["bytes"]
+    add(
+        "optimized WebP >= 20% smaller than JPEG at >= PSNR",
+        saving >= 0.20 and webp["psnr_db"] >= jpeg["psnr_db"],
+        f"{saving:.1%} smaller, {webp['psnr_db']:.2f} dB vs {jpeg['psnr_db']:.2f} dB",
+    )
+    return targets
+
+
+def _progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)

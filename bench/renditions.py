@@ -1,0 +1,51 @@
+"""What every strategy returns, and the one geometry rule the baselines share with the pipeline's settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+
+from pipeline.config import ImagingSettings
+
+# Renditions the pipeline stores, in report order; the placeholder is measured but not compared.
+STORED = ("thumb.jpeg", "thumb.webp", "optimized.jpeg", "optimized.webp")
+
+
+@dataclass(frozen=True)
+class Output:
+    """One encoded output of a strategy: `name` is "<rendition>.<format>", e.g. "thumb.webp"."""
+
+    name: str
+    width: int
+    height: int
+    data: bytes
+
+
+Strategy = Callable[[bytes, ImagingSettings], list[Output]]
+
+# Each strategy lives in its own module so that its subprocess imports only what it needs
+# (a libvips run must not pay for, or measure, Pillow's plugins it never uses, and vice versa).
+STRATEGIES: dict[str, str] = {
+    "project": "bench.project:render",
+    "naive": "bench.naive:render",
+    "libvips": "bench.vips:render",
+}
+EXPERIMENTS: dict[str, str] = {}
+
+
+def load_strategy(name: str) -> Strategy:
+    target = {**STRATEGIES, **EXPERIMENTS}.get(name)
+    if target is None:
+        raise KeyError(f"unknown strategy {name!r}; known: {', '.join({**STRATEGIES, **EXPERIMENTS})}")
+    module, _, function = target.partition(":")
+    return getattr(import_module(module), function)
+
+
+def fit_within(width: int, height: int, box: int) -> tuple[int, int]:
+    """The size that fits `width`x`height` in a `box`x`box` square, never upscaled."""
+    longest = max(width, height)
+    if longest <= box:
+        return width, height
+    scale = box / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))

@@ -1,0 +1,162 @@
+"""Plain-text tables of a bench run, in the order a reader asks: how fast, how big, how good, did it pass, cost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.renditions import STORED
+
+
+def render(results: dict[str, Any]) -> str:
+    strategies: dict[str, Any] = results["strategies"]
+    names = list(strategies)
+    photos = results["photos"]
+    megapixels = sum(fact["megapixels"] for fact in photos.values())
+    lines = [
+        f"{len(photos)} photos, {megapixels:.1f} input megapixels; 1 warm-up + {results['passes']} passes, "
+        f"median pass counts; {results['machine']['cpus']} CPUs, Python {results['machine']['python']}",
+        "",
+        "Throughput and memory (each strategy in its own process)",
+    ]
+    lines += _table(
+        [
+            "strategy",
+            "images/s",
+            "MP/s",
+            "wall s/pass",
+            "CPU s/pass",
+            "CPU s/image",
+            "CPU/wall",
+            "peak RSS MB",
+            "RSS before MB",
+        ],
+        [
+            [
+                name,
+                f"{s['images_per_second']:.2f}",
+                f"{s['megapixels_per_second']:.1f}",
+                f"{s['median_pass_seconds']:.2f}",
+                f"{s['cpu_seconds_per_pass']:.2f}",
+                f"{s['cpu_seconds_per_image']:.3f}",
+                f"{s['parallelism']:.2f}",
+                f"{s['peak_rss_mb']:.0f}",
+                f"{s['baseline_rss_mb']:.0f}",
+            ]
+            for name, s in strategies.items()
+        ],
+    )
+    lines += ["", "Peak RSS MB per photo, alone in a fresh process (RSS after imports and reading the photo)"]
+    lines += _table(
+        ["photo", *names],
+        [
+            [
+                photo,
+                *(
+                    f"{strategies[n]['per_photo_peak_rss_mb'][photo]:.0f} "
+                    f"({strategies[n]['per_photo_baseline_rss_mb'][photo]:.0f})"
+                    for n in names
+                ),
+            ]
+            for photo in results["rss_photos"]
+        ],
+    )
+    lines += ["", "Outputs: total bytes over all photos, mean PSNR dB vs the reference rendering (min in brackets)"]
+    rows = []
+    for output in STORED:
+        row = [output]
+        for name in names:
+            entry = strategies[name]["per_output"].get(output)
+            row.append(
+                "-"
+                if entry is None
+                else f"{entry['bytes']:>10,} {entry.get('psnr_db', 0):6.2f} ({entry.get('min_psnr_db', 0):.1f})"
+            )
+        rows.append(row)
+    rows.append(["stored total", *(f"{strategies[n]['stored_bytes']:>10,}" for n in names)])
+    extras = sorted({o for n in names for o in strategies[n]["per_output"]} - set(STORED))
+    rows += [
+        [extra, *(f"{strategies[n]['per_output'].get(extra, {}).get('bytes', 0):>10,}" for n in names)]
+        for extra in extras
+    ]
+    lines += _table(["output", *names], rows)
+
+    if results.get("comparison"):
+        lines += ["", "Ratios project/other (throughput > 1 is faster; bytes, CPU and RSS < 1 are smaller)"]
+        lines += _table(
+            [
+                "vs",
+                "throughput",
+                "CPU s/image",
+                "stored bytes",
+                "peak RSS",
+                "PSNR delta dB (thumb.jpeg thumb.webp optimized.jpeg optimized.webp)",
+            ],
+            [
+                [
+                    other,
+                    f"{r['throughput']:.2f}x",
+                    f"{r['cpu_seconds']:.2f}",
+                    f"{r['stored_bytes']:.3f}",
+                    f"{r['peak_rss']:.2f}",
+                    " ".join(f"{d:+.2f}" for d in r["psnr_delta_db"].values()),
+                ]
+                for other, r in results["comparison"].items()
+            ],
+        )
+    if results.get("project_phases"):
+        breakdown = results["project_phases"]
+        lines += [
+            "",
+            f"Where the project's time goes (one cProfile pass, {breakdown['total_seconds']:.2f} s "
+            "profiled; self time per phase)",
+        ]
+        lines += _table(
+            ["phase", "seconds", "share"],
+            [[phase, f"{v['seconds']:.2f}", f"{v['share']:.0%}"] for phase, v in breakdown["phases"].items()]
+            + [
+                [
+                    "(placeholder, cumulative, included above)",
+                    f"{breakdown['placeholder_cumulative_seconds']:.2f}",
+                    f"{breakdown['placeholder_cumulative_seconds'] / (breakdown['total_seconds'] or 1):.0%}",
+                ]
+            ],
+        )
+    if results.get("targets"):
+        lines += ["", "Targets (issue 8)"]
+        lines += [f"  {'PASS' if t['passed'] else 'MISS'}  {t['target']}: {t['measured']}" for t in results["targets"]]
+    if results.get("lambda"):
+        sizing = results["lambda"]
+        lines += [
+            "",
+            f"Lambda sizing from the project's {sizing['cpu_seconds_per_photo']:.3f} CPU s/photo, "
+            f"CPU/wall {sizing['parallelism']:.2f}, peak RSS {sizing['peak_rss_mb']:.0f} MB "
+            "(same per-core speed assumed; init and S3 I/O not included)",
+        ]
+        lines += _table(
+            ["memory MB", "vCPUs", "s/photo", "arm64 $/1000", "x86_64 $/1000", "fits 1.5x peak"],
+            [
+                [
+                    str(s["memory_mb"]),
+                    f"{s['vcpus']:.2f}",
+                    f"{s['seconds_per_photo']:.3f}",
+                    f"{s['arm64_per_1000']:.5f}",
+                    f"{s['x86_64_per_1000']:.5f}",
+                    "yes" if s["fits"] else "no",
+                ]
+                for s in sizing["sizes"]
+            ],
+        )
+        lines.append(f"  recommended: {sizing['recommended_mb']} MB arm64 (the fastest size within 5% of the cheapest)")
+    return "\n".join(lines)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    out = ["  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out.append("  " + "  ".join("-" * w for w in widths))
+    out += [
+        "  "
+        + "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        for row in rows
+    ]
+    return out
