@@ -1,0 +1,333 @@
+"""One raw upload -> its ImageRecord and renditions: check, claim, decode, write, record. No AWS SDK, no events.
+
+The flow for one ``ObjectCreated`` (see docs/processor.md for the why):
+
+1. HEAD the object: gone, or no longer the version the event describes -> skip (its own event will come).
+2. Claim the record as ``processing`` with the event's sequencer, in one optimistic ``ImageStore.update``:
+   an event older than the record's, or a duplicate of one already finished, is skipped here.
+3. Refuse a file larger than ``max_bytes`` from its ContentLength, before any byte is downloaded.
+4. GET exactly the version we checked (If-Match), decode and encode it (``pipeline.imaging``).
+5. Re-read the record (consistent): still ours? Then write the renditions and mark it ``ready`` with every fact.
+   A refused image instead loses any renditions of an earlier version and is marked ``failed`` with the reason.
+
+Transient errors (throttling, 5xx, ``WriteConflict``) propagate so the message is retried; everything that would
+fail the same way again ends in a ``failed`` record or a skip, so no message is retried forever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from pipeline import imaging, keys, records
+from pipeline.config import Settings
+from pipeline.records import ImageRecord, Rendition, Status
+from pipeline.store import ImageStore, ObjectHead, ObjectMissing, ObjectStore
+
+log = logging.getLogger(__name__)
+
+FINISHED: Final = frozenset({Status.READY, Status.FAILED})
+
+
+@dataclass(frozen=True)
+class ObjectCreated:
+    """What the processor needs from one S3 ``ObjectCreated`` notification (key already URL-decoded)."""
+
+    bucket: str
+    key: str
+    # S3 orders the events of one key by this hex string; emulators may leave it out.
+    sequencer: str | None = None
+    # The ETag as S3 events carry it (no quotes); None when the event has none.
+    etag: str | None = None
+    size: int | None = None
+
+
+class Result(StrEnum):
+    PROCESSED = "processed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Reason(StrEnum):
+    """Low-cardinality codes: the ``reason`` metric dimension and a log field. People read ``Outcome.detail``."""
+
+    # failed
+    TOO_MANY_BYTES = "TooManyBytes"
+    PROCESSING_ERROR = "ProcessingError"  # imaging raised something it should have mapped; logged with traceback
+    # skipped
+    NOT_RAW = "NotRaw"
+    OTHER_BUCKET = "OtherBucket"
+    OBJECT_MISSING = "ObjectMissing"
+    KEY_MISMATCH = "KeyMismatch"
+    STALE = "Stale"
+    DUPLICATE = "Duplicate"
+    SUPERSEDED = "Superseded"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Result
+    key: str
+    image_id: str | None = None
+    # Result.FAILED: a Reason or the imaging exception's class name (UnsupportedFormat, TooLarge, CorruptImage).
+    reason: str | None = None
+    detail: str | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+def newer(sequencer: str, than: str) -> int:
+    """1, 0 or -1 as ``sequencer`` is newer than, equal to or older than ``than``.
+
+    S3 sequencers are hex strings of varying length; AWS says to compare them left-padded with zeros
+    to equal length (as numbers, in effect), never as plain strings ("FF" is older than "0100").
+    """
+    width = max(len(sequencer), len(than))
+    left, right = sequencer.upper().rjust(width, "0"), than.upper().rjust(width, "0")
+    return (left > right) - (left < right)
+
+
+def _bare_etag(etag: str) -> str:
+    return etag.strip('"')
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+class ImageProcessor:
+    """Processes one S3 object at a time over injected stores; safe to call again with the same event."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        images: ImageStore,
+        objects: ObjectStore,
+        *,
+        clock: Callable[[], str] = records.now_iso,
+    ) -> None:
+        self.settings = settings
+        self.images = images
+        self.objects = objects
+        self.clock = clock
+
+    def process(self, event: ObjectCreated) -> Outcome:
+        if not keys.is_raw_key(event.key):
+            # Our own outputs (public/) and folder markers land here when notifications are scoped too widely.
+            return Outcome(Result.SKIPPED, event.key, reason=Reason.NOT_RAW, detail="not an upload under raw/")
+        if event.bucket != self.settings.bucket:
+            detail = f"event for bucket {event.bucket!r}, this processor serves {self.settings.bucket!r}"
+            return Outcome(Result.SKIPPED, event.key, reason=Reason.OTHER_BUCKET, detail=detail)
+        image_id = keys.image_id_for_raw_key(event.key, self.settings.secret)
+        return _Job(self, event, image_id).run()
+
+
+class _Job:
+    """One event's trip through the pipeline; holds what the steps share (the HEAD, the claim)."""
+
+    def __init__(self, processor: ImageProcessor, event: ObjectCreated, image_id: str) -> None:
+        self.settings = processor.settings
+        self.images = processor.images
+        self.objects = processor.objects
+        self.clock = processor.clock
+        self.event = event
+        self.image_id = image_id
+        # The ETag this job checked and claimed (no quotes); every later step works on exactly that version.
+        self.etag: str | None = None
+
+    def outcome(self, result: Result, reason: str | None = None, detail: str | None = None, **sizes: int) -> Outcome:
+        return Outcome(result, self.event.key, self.image_id, reason=reason, detail=detail, **sizes)
+
+    def run(self) -> Outcome:
+        event = self.event
+        try:
+            head = self.objects.head(event.key)
+        except ObjectMissing as missing:
+            return self.outcome(Result.SKIPPED, Reason.OBJECT_MISSING, str(missing))
+        if event.etag and _bare_etag(head.etag) != _bare_etag(event.etag):
+            detail = f"s3://{self.settings.bucket}/{event.key} was replaced after this event; its own event follows"
+            return self.outcome(Result.SKIPPED, Reason.OBJECT_MISSING, detail)
+        self.etag = _bare_etag(head.etag)
+
+        skipped = self.claim(head)
+        if skipped:
+            return skipped
+
+        limit = self.settings.imaging.max_bytes
+        if head.size > limit:
+            reason = f"The file is {_megabytes(head.size)}; the largest accepted upload is {_megabytes(limit)}."
+            return self.fail(Reason.TOO_MANY_BYTES, reason, byte_size=head.size)
+
+        try:
+            source = self.objects.read(event.key, if_match=head.etag)
+        except ObjectMissing as missing:
+            # Replaced between HEAD and GET: the newer version's event will claim the record.
+            return self.outcome(Result.SKIPPED, Reason.OBJECT_MISSING, str(missing))
+
+        try:
+            processed = imaging.process_image(source, self.settings.imaging)
+        except imaging.ImageRejected as rejected:
+            return self.fail(type(rejected).__name__, rejected.reason, source=source)
+        except Exception:
+            # A decoder bug must not loop through retries into the DLQ with the record stuck in `processing`:
+            # the same bytes would fail the same way. Log it loudly and record a failure.
+            log.exception("imaging failed unexpectedly", extra={"image_id": self.image_id, "raw_key": event.key})
+            reason = "The image could not be processed because of an internal error."
+            return self.fail(Reason.PROCESSING_ERROR, reason, source=source)
+
+        return self.finish(processed, source)
+
+    # -- steps -------------------------------------------------------------------------------------
+
+    def claim(self, head: ObjectHead) -> Outcome | None:
+        """Mark the record ``processing`` for this event, or say why this event must not touch it."""
+        event = self.event
+        refused: list[Outcome] = []
+
+        def mutate(current: ImageRecord | None) -> ImageRecord | None:
+            refused.clear()  # the store may run this again after a write conflict
+            refusal = self.refusal(current)
+            if refusal:
+                refused.append(refusal)
+                return None
+            at = self.clock()
+            if current is None:
+                # An upload that did not come through Django (`aws s3 cp`): the record starts here.
+                current = records.new_record(self.image_id, event.key, Status.PROCESSING, at=at)
+            else:
+                current = current.with_status(Status.PROCESSING, at=at)
+            return current.replace(source_sequencer=event.sequencer, source_etag=self.etag)
+
+        self.images.update(self.image_id, mutate)
+        return refused[0] if refused else None
+
+    def refusal(self, current: ImageRecord | None) -> Outcome | None:
+        event = self.event
+        if current is None:
+            return None
+        if current.raw_key != event.key:
+            # Sequencers only order events of one key; another key under this id cannot take the record over.
+            detail = f"image {self.image_id} belongs to {current.raw_key!r}, not {event.key!r}"
+            return self.outcome(Result.SKIPPED, Reason.KEY_MISMATCH, detail)
+        if event.sequencer is None or current.source_sequencer is None:
+            return None  # nothing to order by (emulators, hand-made events, a record Django just created)
+        order = newer(event.sequencer, current.source_sequencer)
+        if order < 0:
+            detail = f"sequencer {event.sequencer} is older than the record's {current.source_sequencer}"
+            return self.outcome(Result.SKIPPED, Reason.STALE, detail)
+        if order == 0 and current.status in FINISHED:
+            detail = f"sequencer {event.sequencer} was already {current.status}"
+            return self.outcome(Result.SKIPPED, Reason.DUPLICATE, detail)
+        # Same sequencer still `processing`: an earlier attempt died or timed out (or a twin delivery runs
+        # right now); processing again is safe because the outputs depend only on the same bytes.
+        return None
+
+    def still_ours(self, current: ImageRecord | None) -> bool:
+        return (
+            current is not None
+            and current.status is Status.PROCESSING
+            and current.raw_key == self.event.key
+            and current.source_sequencer == self.event.sequencer
+            and current.source_etag == self.etag
+        )
+
+    def update_if_ours(self, change: Callable[[ImageRecord], ImageRecord]) -> bool:
+        """Apply ``change`` to the record only while this job's claim holds; say whether it was applied."""
+        applied = False
+
+        def mutate(current: ImageRecord | None) -> ImageRecord | None:
+            nonlocal applied
+            applied = current is not None and self.still_ours(current)
+            return change(current) if applied and current is not None else None
+
+        self.images.update(self.image_id, mutate)
+        return applied
+
+    def superseded(self) -> Outcome:
+        detail = "a newer upload or a twin delivery took the record over; its results stand"
+        return self.outcome(Result.SKIPPED, Reason.SUPERSEDED, detail)
+
+    def finish(self, processed: imaging.ProcessedImage, source: bytes) -> Outcome:
+        # A cheap consistent read right before the writes keeps the window in which an older event could
+        # overwrite a newer one's renditions down to the few PUTs below (docs/processor.md).
+        if not self.still_ours(self.images.get(self.image_id, consistent=True)):
+            return self.superseded()
+        renditions = []
+        for encoded in processed.renditions:
+            key = keys.rendition_key(self.image_id, encoded.name, encoded.format)
+            self.objects.write(key, encoded.data, encoded.content_type)
+            renditions.append(
+                Rendition(
+                    name=encoded.name,
+                    format=encoded.format,
+                    key=key,
+                    width=encoded.width,
+                    height=encoded.height,
+                    bytes=len(encoded.data),
+                )
+            )
+        written = {r.key for r in renditions}
+        leftovers = [key for key in keys.all_rendition_keys(self.image_id) if key not in written]
+        if leftovers:
+            self.objects.delete(leftovers)
+
+        facts = processed.facts
+        at = self.clock()
+        sha256 = hashlib.sha256(source).hexdigest()
+
+        def ready(current: ImageRecord) -> ImageRecord:
+            return current.with_status(Status.READY, at=at).replace(
+                content_type=facts.mime,
+                byte_size=len(source),
+                sha256=sha256,
+                width=facts.width,
+                height=facts.height,
+                format=facts.format,
+                frames=facts.frames,
+                renditions=tuple(renditions),
+                processed_at=at,
+                blurhash=facts.blurhash,
+                dominant_color=facts.dominant_color,
+                notes=tuple(facts.notes),
+            )
+
+        if not self.update_if_ours(ready):
+            return self.superseded()
+        bytes_out = sum(r.bytes for r in renditions)
+        return self.outcome(Result.PROCESSED, bytes_in=len(source), bytes_out=bytes_out)
+
+    def fail(self, reason: str, detail: str, *, source: bytes | None = None, byte_size: int | None = None) -> Outcome:
+        """Record a refusal: no renditions (an earlier version's are removed first), the reason for people."""
+        if not self.still_ours(self.images.get(self.image_id, consistent=True)):
+            return self.superseded()
+        # Remove before recording: if recording fails, the retry removes again; the other way round a retry
+        # would see a finished duplicate and the stale renditions would stay.
+        self.objects.delete(keys.all_rendition_keys(self.image_id))
+        at = self.clock()
+        sha256 = hashlib.sha256(source).hexdigest() if source is not None else None
+        if source is not None:
+            byte_size = len(source)
+
+        def failed(current: ImageRecord) -> ImageRecord:
+            return current.with_status(Status.FAILED, reason=detail, at=at).replace(
+                content_type=None,
+                byte_size=byte_size,
+                sha256=sha256,
+                width=None,
+                height=None,
+                format=None,
+                frames=None,
+                renditions=(),
+                processed_at=at,
+                blurhash=None,
+                dominant_color=None,
+                notes=(),
+            )
+
+        if not self.update_if_ours(failed):
+            return self.superseded()
+        return self.outcome(Result.FAILED, reason, detail, bytes_in=len(source or b""))

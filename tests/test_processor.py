@@ -1,0 +1,553 @@
+"""The processor Lambda end to end on moto: real-shaped S3 and SQS events in, records and renditions out."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+import pytest
+from botocore.exceptions import ClientError
+from conftest import EVENTS, HOSTILE, PHOTOS
+from lambda_context import FakeLambdaContext
+from PIL import Image, ImageChops, ImageStat
+
+from lambdas.image_processor import handler as processor_lambda
+from pipeline import keys, records
+from pipeline.processing import ImageProcessor
+from pipeline.records import ImageRecord, Status
+from pipeline.store import IMMUTABLE_CACHE_CONTROL
+
+GPS_IFD = 0x8825
+
+
+# -- fixtures and helpers ------------------------------------------------------------------------------
+
+FIRST_SEQUENCER = 0x0062A1B2C3D4E5F600
+
+
+class ProcessorEvents:
+    """Real-shaped events from tests/events/, patched with what S3 says about the objects a test uploads."""
+
+    def __init__(self, s3, bucket: str) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.count = 0
+        self.last_sequencer: str | None = None
+
+    @staticmethod
+    def load(name: str) -> dict[str, Any]:
+        return json.loads((EVENTS / name).read_text())
+
+    def put(self, key: str, body: Path | bytes, *, sequencer: str | None = None) -> dict[str, Any]:
+        """Upload ``body`` to ``key`` and return the S3 notification for it, with a newer sequencer each time."""
+        data = body.read_bytes() if isinstance(body, Path) else body
+        etag = self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)["ETag"].strip('"')
+        self.count += 1
+        sequencer = sequencer or f"{FIRST_SEQUENCER + self.count:018X}"
+        event = self.load("s3_put.json")
+        record = event["Records"][0]
+        record["s3"]["bucket"].update(name=self.bucket, arn=f"arn:aws:s3:::{self.bucket}")
+        # S3 URL-encodes keys in notifications the way HTML forms do.
+        record["s3"]["object"].update(key=quote_plus(key, safe="/"), size=len(data), eTag=etag, sequencer=sequencer)
+        self.last_sequencer = sequencer
+        return event
+
+    @staticmethod
+    def sequencer_of(event: dict[str, Any]) -> str:
+        return event["Records"][0]["s3"]["object"]["sequencer"]
+
+    def sqs(self, *notifications: dict[str, Any]) -> dict[str, Any]:
+        """The notifications as S3 -> SQS -> Lambda delivers them: one message each, the JSON in its body."""
+        template = self.load("sqs_s3_put.json")["Records"][0]
+        messages = []
+        for notification in notifications:
+            body = json.dumps(notification)
+            message = copy.deepcopy(template)
+            message.update(
+                messageId=str(uuid.uuid4()),
+                body=body,
+                md5OfBody=hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+            )
+            messages.append(message)
+        return {"Records": messages}
+
+
+@pytest.fixture
+def lambda_env(aws, pipeline_settings, monkeypatch):
+    """The Lambda module wired to this test's moto stores and settings (the module's own are built at import)."""
+    processor = ImageProcessor(pipeline_settings, aws.image_store(), aws.object_store())
+    monkeypatch.setattr(processor_lambda, "processor", processor)
+    return aws
+
+
+@pytest.fixture
+def events(lambda_env, pipeline_settings) -> ProcessorEvents:
+    return ProcessorEvents(lambda_env.s3, pipeline_settings.bucket)
+
+
+def invoke(event: dict[str, Any]) -> dict[str, Any] | None:
+    return processor_lambda.handler(event, FakeLambdaContext())
+
+
+def deliver(event: dict[str, Any], events: ProcessorEvents) -> None:
+    """Through SQS, the deployed path; every message must succeed."""
+    assert invoke(events.sqs(event)) == {"batchItemFailures": []}
+
+
+def record_for(aws, settings, raw_key: str) -> ImageRecord | None:
+    return aws.image_store().get(keys.image_id_for_raw_key(raw_key, settings.secret), consistent=True)
+
+
+def public_keys(aws, settings) -> list[str]:
+    listing = aws.s3.list_objects_v2(Bucket=settings.bucket, Prefix=keys.PUBLIC_PREFIX)
+    return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+def stored_image(aws, settings, key: str) -> Image.Image:
+    body = aws.s3.get_object(Bucket=settings.bucket, Key=key)["Body"].read()
+    return Image.open(io.BytesIO(body))
+
+
+def count_calls(client, operation: str) -> list[str]:
+    """The keys of every ``operation`` the client makes from now on (a botocore event hook, no mock)."""
+    seen: list[str] = []
+    client.meta.events.register(
+        f"before-parameter-build.s3.{operation}", lambda params, **_: seen.append(params.get("Key"))
+    )
+    return seen
+
+
+class Outage:
+    """``operation`` on one key fails the way S3 does under load (after botocore's own retries) until ended."""
+
+    def __init__(self, client, operation: str, key: str, code: str = "SlowDown", status: int = 503) -> None:
+        self.operation, self.key, self.code, self.status = operation, key, code, status
+        self.active = True
+        client.meta.events.register(f"before-parameter-build.s3.{operation}", self.raise_for_key)
+
+    def raise_for_key(self, params: dict[str, Any], **_: Any) -> None:
+        if self.active and params.get("Key") == self.key:
+            error = {"Code": self.code, "Message": "Please reduce your request rate."}
+            raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": self.status}}, self.operation)
+
+    def end(self) -> None:
+        self.active = False
+
+
+def emitted_metrics(captured: str) -> list[dict[str, Any]]:
+    """The EMF documents Powertools printed: one dict per metric value with its dimensions."""
+    found = []
+    for line in captured.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            dimensions = {name: document[name] for group in directive["Dimensions"] for name in group}
+            for metric in directive["Metrics"]:
+                values = document[metric["Name"]]
+                for value in values if isinstance(values, list) else [values]:
+                    found.append({"name": metric["Name"], "value": value, "unit": metric["Unit"], **dimensions})
+    return found
+
+
+# -- a photo becomes a ready record with renditions ---------------------------------------------------------
+
+
+def test_photo_upload_becomes_a_ready_record_with_every_fact(events, aws, pipeline_settings):
+    source = (PHOTOS / "DSCN0010.jpg").read_bytes()
+    deliver(events.put("raw/DSCN0010.jpg", source), events)
+
+    record = record_for(aws, pipeline_settings, "raw/DSCN0010.jpg")
+    assert record is not None
+    assert record.status is Status.READY
+    assert (record.width, record.height) == (640, 480)
+    assert record.content_type == "image/jpeg"
+    assert record.format == "JPEG"
+    assert record.frames == 1
+    assert record.byte_size == len(source)
+    assert record.sha256 == hashlib.sha256(source).hexdigest()
+    assert record.file_name == "DSCN0010.jpg"
+    assert record.processed_at
+    assert record.blurhash
+    assert record.dominant_color.startswith("#")
+    assert record.failure_reason is None
+    assert record.source_sequencer == events.last_sequencer
+    assert [entry.status for entry in record.history] == [Status.PROCESSING, Status.READY]
+    assert sorted(r.key for r in record.renditions) == sorted(keys.all_rendition_keys(record.id))
+
+
+def test_renditions_are_stored_with_their_type_size_and_immutable_caching(events, aws, pipeline_settings):
+    deliver(events.put("raw/DSCN0010.jpg", PHOTOS / "DSCN0010.jpg"), events)
+
+    record = record_for(aws, pipeline_settings, "raw/DSCN0010.jpg")
+    assert public_keys(aws, pipeline_settings) == sorted(keys.all_rendition_keys(record.id))
+    for rendition in record.renditions:
+        head = aws.s3.head_object(Bucket=pipeline_settings.bucket, Key=rendition.key)
+        assert head["ContentType"] == rendition.content_type
+        assert head["ContentLength"] == rendition.bytes
+        assert head["CacheControl"] == IMMUTABLE_CACHE_CONTROL
+        stored = stored_image(aws, pipeline_settings, rendition.key)
+        assert stored.format.lower() == rendition.format
+        assert stored.size == (rendition.width, rendition.height)
+    thumb = record.rendition("thumb", "jpeg")
+    optimized = record.rendition("optimized", "webp")
+    assert max(thumb.width, thumb.height) == pipeline_settings.imaging.thumb_size
+    assert (optimized.width, optimized.height) == (640, 480)  # never upscaled to 1920
+
+
+def test_gps_is_removed_from_every_stored_output(events, aws, pipeline_settings):
+    assert Image.open(PHOTOS / "DSCN0021.jpg").getexif().get_ifd(GPS_IFD)  # the source has a location
+    deliver(events.put("raw/DSCN0021.jpg", PHOTOS / "DSCN0021.jpg"), events)
+
+    record = record_for(aws, pipeline_settings, "raw/DSCN0021.jpg")
+    assert len(record.renditions) == 4
+    for rendition in record.renditions:
+        stored = stored_image(aws, pipeline_settings, rendition.key)
+        assert not stored.getexif().get_ifd(GPS_IFD), rendition.key
+        assert b"GPS" not in (stored.info.get("exif") or b"")
+
+
+def _upright_thumb(events, aws, settings, name: str) -> Image.Image:
+    raw_key = f"raw/{name}"
+    deliver(events.put(raw_key, PHOTOS / name), events)
+    record = record_for(aws, settings, raw_key)
+    return stored_image(aws, settings, record.rendition("thumb", "jpeg").key).convert("L")
+
+
+def _difference(first: Image.Image, second: Image.Image) -> float:
+    return ImageStat.Stat(ImageChops.difference(first, second)).mean[0]
+
+
+@pytest.mark.parametrize(
+    ("rotated", "upright", "landscape"),
+    [("Landscape_6.jpg", "Landscape_1.jpg", True), ("Portrait_8.jpg", "Portrait_1.jpg", False)],
+)
+def test_exif_orientation_is_applied_to_the_stored_outputs(events, aws, pipeline_settings, rotated, upright, landscape):
+    from_rotated = _upright_thumb(events, aws, pipeline_settings, rotated)
+    from_upright = _upright_thumb(events, aws, pipeline_settings, upright)
+
+    assert (from_rotated.width > from_rotated.height) is landscape
+    assert from_rotated.size == from_upright.size
+    # Same picture the same way up: close to the upright one, far from it turned upside down.
+    assert _difference(from_rotated, from_upright) < 8
+    assert _difference(from_rotated, from_upright.rotate(180)) > 4 * _difference(from_rotated, from_upright)
+
+
+# -- Django uploads and staff edits ------------------------------------------------------------------------
+
+
+def _django_upload(aws, file_name: str, **staff_fields: Any) -> ImageRecord:
+    """The record Django writes when it hands out a presigned POST (status uploading, owner, TTL)."""
+    image_id = keys.new_image_id()
+    record = records.new_record(
+        image_id,
+        keys.raw_key_for_upload(image_id, file_name),
+        Status.UPLOADING,
+        file_name=file_name,
+        owner="alice",
+        expires_at=2_000_000_000,
+    ).replace(**staff_fields)
+    return aws.image_store().create(record)
+
+
+def test_django_upload_keeps_owner_and_title_and_becomes_ready(events, aws, pipeline_settings):
+    created = _django_upload(aws, "Beach day.jpg", title="Beach day", tags=("beach", "summer"))
+    assert created.expires_at is not None
+
+    deliver(events.put(created.raw_key, PHOTOS / "Canon_40D.jpg"), events)
+
+    record = aws.image_store().get(created.id)
+    assert record.status is Status.READY
+    assert (record.owner, record.title, record.tags, record.file_name) == (
+        "alice",
+        "Beach day",
+        ("beach", "summer"),
+        "Beach day.jpg",
+    )
+    assert record.created_at == created.created_at
+    assert record.expires_at is None  # no longer an abandoned upload for the TTL to sweep
+    assert [entry.status for entry in record.history] == [Status.UPLOADING, Status.PROCESSING, Status.READY]
+
+
+def test_reupload_keeps_what_staff_set_on_the_record(events, aws, pipeline_settings):
+    deliver(events.put("raw/kept.jpg", PHOTOS / "Canon_40D.jpg"), events)
+    image_id = keys.image_id_for_raw_key("raw/kept.jpg", pipeline_settings.secret)
+    aws.image_store().update(image_id, lambda r: r.replace(hidden=True, title="Moderated", alt_text="A lens"))
+
+    deliver(events.put("raw/kept.jpg", PHOTOS / "DSCN0010.jpg"), events)
+
+    record = aws.image_store().get(image_id)
+    assert record.status is Status.READY
+    assert (record.width, record.height) == (640, 480)
+    assert (record.hidden, record.title, record.alt_text) == (True, "Moderated", "A lens")
+
+
+def test_key_under_another_uploads_id_does_not_take_its_record_over(events, aws, pipeline_settings):
+    created = _django_upload(aws, "mine.jpg")
+    other_key = f"{keys.RAW_PREFIX}{created.id}/someone-else.jpg"
+
+    deliver(events.put(other_key, PHOTOS / "Canon_40D.jpg"), events)
+
+    assert aws.image_store().get(created.id) == created
+    assert public_keys(aws, pipeline_settings) == []
+
+
+# -- idempotency and ordering ------------------------------------------------------------------------------
+
+
+def test_duplicate_event_is_skipped_and_leaves_one_record_and_one_set_of_outputs(events, aws, pipeline_settings):
+    event = events.put("raw/twice.jpg", PHOTOS / "DSCN0010.jpg")
+    deliver(event, events)
+    first = record_for(aws, pipeline_settings, "raw/twice.jpg")
+    writes = count_calls(aws.s3, "PutObject")
+
+    deliver(event, events)
+
+    assert record_for(aws, pipeline_settings, "raw/twice.jpg") == first
+    assert writes == []
+    assert public_keys(aws, pipeline_settings) == sorted(keys.all_rendition_keys(first.id))
+
+
+def test_redelivery_after_an_interrupted_attempt_finishes_the_job(events, aws, pipeline_settings):
+    event = events.put("raw/retry.jpg", PHOTOS / "Canon_40D.jpg")
+    outage = Outage(aws.s3, "GetObject", "raw/retry.jpg")
+    with pytest.raises(ClientError):
+        invoke(event)
+    assert record_for(aws, pipeline_settings, "raw/retry.jpg").status is Status.PROCESSING
+
+    outage.end()
+    invoke(event)  # the same event again, as Lambda's retry (or SQS after the visibility timeout) delivers it
+
+    record = record_for(aws, pipeline_settings, "raw/retry.jpg")
+    assert record.status is Status.READY
+    assert [entry.status for entry in record.history] == [Status.PROCESSING, Status.PROCESSING, Status.READY]
+
+
+def test_older_event_delivered_after_a_newer_one_changes_nothing(events, aws, pipeline_settings):
+    # The same bytes uploaded twice: both events name the object that is there, only the sequencer differs.
+    older = events.put("raw/order.jpg", PHOTOS / "Canon_40D.jpg")
+    newer = events.put("raw/order.jpg", PHOTOS / "Canon_40D.jpg")
+    deliver(newer, events)
+    after_newer = record_for(aws, pipeline_settings, "raw/order.jpg")
+    reads = count_calls(aws.s3, "GetObject")
+
+    deliver(older, events)
+
+    assert record_for(aws, pipeline_settings, "raw/order.jpg") == after_newer
+    assert after_newer.source_sequencer == events.sequencer_of(newer)
+    assert reads == []
+
+
+def test_older_upload_processed_late_never_replaces_the_newer_image(events, aws, pipeline_settings):
+    older = events.put("raw/late.jpg", PHOTOS / "DSCN0010.jpg")
+    newer = events.put("raw/late.jpg", PHOTOS / "Canon_40D.jpg")
+    deliver(newer, events)
+    deliver(older, events)
+
+    record = record_for(aws, pipeline_settings, "raw/late.jpg")
+    assert record.sha256 == hashlib.sha256((PHOTOS / "Canon_40D.jpg").read_bytes()).hexdigest()
+    optimized = stored_image(aws, pipeline_settings, record.rendition("optimized", "jpeg").key)
+    assert optimized.size == (100, 68)
+
+
+def test_reupload_to_the_same_key_replaces_the_renditions(events, aws, pipeline_settings):
+    deliver(events.put("raw/again.jpg", PHOTOS / "DSCN0010.jpg"), events)
+    first = record_for(aws, pipeline_settings, "raw/again.jpg")
+
+    deliver(events.put("raw/again.jpg", PHOTOS / "Canon_40D.jpg"), events)
+
+    second = record_for(aws, pipeline_settings, "raw/again.jpg")
+    assert second.id == first.id
+    assert second.created_at == first.created_at
+    assert (second.width, second.height) == (100, 68)
+    for rendition in second.renditions:
+        assert stored_image(aws, pipeline_settings, rendition.key).size == (rendition.width, rendition.height)
+    assert stored_image(aws, pipeline_settings, second.rendition("thumb", "webp").key).size == (100, 68)
+
+
+def test_sequencers_of_different_lengths_compare_as_numbers(events, aws, pipeline_settings):
+    # "FF" sorts after "0100" as text, but S3 means 255 < 256: the second upload is the newer one.
+    deliver(events.put("raw/len.jpg", PHOTOS / "DSCN0010.jpg", sequencer="FF"), events)
+    deliver(events.put("raw/len.jpg", PHOTOS / "Canon_40D.jpg", sequencer="0100"), events)
+
+    record = record_for(aws, pipeline_settings, "raw/len.jpg")
+    assert (record.width, record.height, record.source_sequencer) == (100, 68, "0100")
+
+
+def test_object_replaced_before_processing_is_skipped_for_its_own_event(events, aws, pipeline_settings):
+    replaced = events.put("raw/replaced.jpg", PHOTOS / "DSCN0010.jpg")
+    events.put("raw/replaced.jpg", PHOTOS / "Canon_40D.jpg")  # its event is still on the way
+    reads = count_calls(aws.s3, "GetObject")
+
+    deliver(replaced, events)
+
+    assert record_for(aws, pipeline_settings, "raw/replaced.jpg") is None
+    assert reads == []
+
+
+def test_object_deleted_before_processing_is_skipped_not_failed(events, aws, pipeline_settings):
+    event = events.put("raw/gone.jpg", PHOTOS / "Canon_40D.jpg")
+    aws.s3.delete_object(Bucket=pipeline_settings.bucket, Key="raw/gone.jpg")
+
+    deliver(event, events)
+
+    assert record_for(aws, pipeline_settings, "raw/gone.jpg") is None
+    assert public_keys(aws, pipeline_settings) == []
+
+
+# -- events that are not uploads ---------------------------------------------------------------------------
+
+
+def test_url_encoded_key_is_decoded(events, aws, pipeline_settings):
+    body = (PHOTOS / "DSCN0021.jpg").read_bytes()
+    event = events.load("s3_put_encoded_key.json")
+    assert event["Records"][0]["s3"]["object"]["key"] == "raw/my+photo%281%29.jpg"
+    put = aws.s3.put_object(Bucket=pipeline_settings.bucket, Key="raw/my photo(1).jpg", Body=body)
+    event["Records"][0]["s3"]["object"].update(size=len(body), eTag=put["ETag"].strip('"'))
+
+    deliver(event, events)
+
+    record = record_for(aws, pipeline_settings, "raw/my photo(1).jpg")
+    assert record.status is Status.READY
+    assert (record.raw_key, record.file_name) == ("raw/my photo(1).jpg", "my photo(1).jpg")
+
+
+def test_s3_test_event_is_ignored(events, aws, pipeline_settings):
+    assert invoke(events.sqs(events.load("s3_test_event.json"))) == {"batchItemFailures": []}
+    assert invoke(events.load("s3_test_event.json")) is None
+    assert aws.dynamodb.scan(TableName=pipeline_settings.table)["Count"] == 0
+
+
+@pytest.mark.parametrize("key", ["public/thumbs/abc.jpg", "elsewhere/photo.jpg", "raw/folder/"])
+def test_objects_outside_raw_and_folder_markers_are_ignored(events, aws, pipeline_settings, key):
+    heads = count_calls(aws.s3, "HeadObject")
+    event = events.put(key, PHOTOS / "Canon_40D.jpg" if not key.endswith("/") else b"")
+
+    deliver(event, events)
+
+    assert heads == []
+    assert aws.dynamodb.scan(TableName=pipeline_settings.table)["Count"] == 0
+
+
+def test_events_other_than_object_created_are_ignored(events, aws, pipeline_settings):
+    event = events.put("raw/removed.jpg", PHOTOS / "Canon_40D.jpg")
+    event["Records"][0]["eventName"] = "ObjectRemoved:Delete"
+
+    deliver(event, events)
+
+    assert aws.dynamodb.scan(TableName=pipeline_settings.table)["Count"] == 0
+
+
+# -- refusals ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings_env", [{"MAX_UPLOAD_BYTES": "100000"}])
+def test_file_over_the_byte_limit_is_refused_without_downloading_it(events, aws, pipeline_settings):
+    reads = count_calls(aws.s3, "GetObject")
+    deliver(events.put("raw/big.jpg", PHOTOS / "DSCN0010.jpg"), events)  # 161,713 bytes
+
+    record = record_for(aws, pipeline_settings, "raw/big.jpg")
+    assert reads == []
+    assert record.status is Status.FAILED
+    assert "largest accepted upload is 0.1 MB" in record.failure_reason
+    assert record.byte_size == 161_713
+    assert public_keys(aws, pipeline_settings) == []
+
+
+@pytest.mark.parametrize("settings_env", [{"MAX_PIXELS": "200000"}])
+def test_image_over_the_pixel_limit_is_refused(events, aws, pipeline_settings):
+    deliver(events.put("raw/wide.jpg", PHOTOS / "DSCN0010.jpg"), events)  # 307,200 pixels
+
+    record = record_for(aws, pipeline_settings, "raw/wide.jpg")
+    assert record.status is Status.FAILED
+    assert record.failure_reason
+    assert public_keys(aws, pipeline_settings) == []
+
+
+def test_refused_reupload_removes_the_earlier_versions_renditions(events, aws, pipeline_settings):
+    deliver(events.put("raw/swap.jpg", PHOTOS / "Canon_40D.jpg"), events)
+    assert len(public_keys(aws, pipeline_settings)) == 4
+
+    deliver(events.put("raw/swap.jpg", HOSTILE / "made-svg-script.jpg"), events)
+
+    record = record_for(aws, pipeline_settings, "raw/swap.jpg")
+    assert record.status is Status.FAILED
+    assert record.renditions == ()
+    assert record.width is None
+    assert record.blurhash is None
+    assert public_keys(aws, pipeline_settings) == []
+
+
+# -- failures that must be retried, and SQS batches --------------------------------------------------------
+
+
+def test_transient_error_fails_only_its_own_message_in_a_batch(events, aws, pipeline_settings):
+    first = events.put("raw/one.jpg", PHOTOS / "Canon_40D.jpg")
+    poison = events.put("raw/two.jpg", PHOTOS / "Canon_40D.jpg")
+    third = events.put("raw/three.jpg", PHOTOS / "Canon_40D.jpg")
+    Outage(aws.s3, "HeadObject", "raw/two.jpg")
+    batch = events.sqs(first, poison, third)
+
+    response = invoke(batch)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": batch["Records"][1]["messageId"]}]}
+    assert record_for(aws, pipeline_settings, "raw/one.jpg").status is Status.READY
+    assert record_for(aws, pipeline_settings, "raw/three.jpg").status is Status.READY
+    assert record_for(aws, pipeline_settings, "raw/two.jpg") is None
+
+
+def test_unrecognized_message_fails_only_itself(events, aws, pipeline_settings):
+    good = events.put("raw/good.jpg", PHOTOS / "Canon_40D.jpg")
+    batch = events.sqs(good, {"hello": "world"})
+    batch["Records"].append({**batch["Records"][0], "messageId": "not-json", "body": "<xml/>"})
+
+    response = invoke(batch)
+
+    failed = [item["itemIdentifier"] for item in response["batchItemFailures"]]
+    assert failed == [batch["Records"][1]["messageId"], "not-json"]
+    assert record_for(aws, pipeline_settings, "raw/good.jpg").status is Status.READY
+
+
+def test_transient_error_propagates_from_a_direct_s3_event(events, aws):
+    event = events.put("raw/direct.jpg", PHOTOS / "Canon_40D.jpg")
+    image_id = keys.image_id_for_raw_key("raw/direct.jpg", aws.settings.secret)
+    Outage(aws.s3, "PutObject", keys.rendition_key(image_id, "thumb", "jpeg"))
+
+    with pytest.raises(ClientError, match="SlowDown"):
+        invoke(event)
+
+
+def test_direct_s3_event_is_processed(events, aws, pipeline_settings):
+    assert invoke(events.put("raw/direct.jpg", PHOTOS / "Canon_40D.jpg")) is None
+
+    assert record_for(aws, pipeline_settings, "raw/direct.jpg").status is Status.READY
+
+
+# -- metrics -----------------------------------------------------------------------------------------------
+
+
+def test_metrics_count_processed_and_failed_images_with_a_reason(events, aws, pipeline_settings, capsys):
+    good = events.put("raw/good.jpg", PHOTOS / "Canon_40D.jpg")
+    bad = events.put("raw/bad.jpg", HOSTILE / "made-empty.jpg")
+    capsys.readouterr()
+
+    invoke(events.sqs(good, bad))
+
+    emitted = emitted_metrics(capsys.readouterr().out)
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for metric in emitted:
+        by_name.setdefault(metric["name"], []).append(metric)
+    record = record_for(aws, pipeline_settings, "raw/good.jpg")
+    assert [m["value"] for m in by_name["ImagesProcessed"]] == [1]
+    assert [(m["value"], m["reason"]) for m in by_name["ImagesFailed"]] == [(1, "CorruptImage")]
+    assert sorted(m["value"] for m in by_name["BytesIn"]) == [0, (PHOTOS / "Canon_40D.jpg").stat().st_size]
+    assert [m["value"] for m in by_name["BytesOut"]] == [sum(r.bytes for r in record.renditions)]
+    assert len(by_name["ProcessingTime"]) == 2
+    assert all(m["unit"] == "Milliseconds" for m in by_name["ProcessingTime"])
+    assert all("reason" not in m for m in by_name["ImagesProcessed"] + by_name["ProcessingTime"])
