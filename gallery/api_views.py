@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from pipeline import api
 from pipeline.config import Settings
@@ -38,6 +39,7 @@ def image_store() -> ImageStore:
 def _read_api(view: Callable[..., dict]) -> Callable[..., HttpResponse]:
     """GET only, like the Lambda; ApiErrors and surprises become the same JSON errors it sends."""
 
+    @csrf_exempt  # nothing here writes: other methods get the API's JSON 405, not Django's CSRF page
     @functools.wraps(view)
     def wrapped(request: HttpRequest, **kwargs: str) -> HttpResponse:
         if request.method != "GET":

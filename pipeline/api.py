@@ -14,6 +14,7 @@ import hmac
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,8 +28,10 @@ if TYPE_CHECKING:
 DEFAULT_LIMIT: Final = 24
 MAX_LIMIT: Final = 100
 # A cursor is a bookmark for "the next page", not a permalink: it expires so that signed positions do not
-# live forever in logs and caches. A day covers any human scrolling session.
+# live forever in logs and caches. A day covers any human scrolling session. The expiry is rounded up to the
+# hour so that the same page built twice within an hour is the same bytes: its ETag (and 304s) hold.
 CURSOR_TTL_SECONDS: Final = 24 * 3600
+CURSOR_EXPIRY_STEP: Final = 3600
 MAX_CURSOR_LENGTH: Final = 1024
 # The ?v= on rendition URLs: enough of the source's sha256 that a re-upload gets new URLs.
 VERSION_LENGTH: Final = 12
@@ -51,6 +54,10 @@ _KEY_ATTRIBUTES: Final = frozenset(
         for entry in index["KeySchema"]
     }
 )
+
+
+# The time cursors are signed and checked against (tests fix it).
+clock: Callable[[], float] = time.time
 
 
 class ApiError(Exception):
@@ -174,7 +181,7 @@ def list_documents(
     page_size = parse_limit(limit)
     partition = listing_partition(tag)
     scope = listing_scope(partition)
-    start_key = decode_cursor(cursor, scope, settings, now=now) if cursor else None
+    start_key = decode_cursor(cursor, scope, settings, now=now) if cursor is not None else None
     page = store.query_page(records.LISTED_INDEX, partition, limit=page_size + 1, start_key=start_key)
     shown = page.records[:page_size]
     if len(page.records) > page_size:
@@ -190,7 +197,7 @@ def list_documents(
 
 
 def parse_limit(limit: str | int | None) -> int:
-    if limit is None or limit == "":
+    if limit is None:
         return DEFAULT_LIMIT
     if isinstance(limit, str):
         if not _LIMIT_PATTERN.fullmatch(limit):
@@ -238,7 +245,8 @@ def _bad_limit(limit: object) -> ApiError:
 
 def encode_cursor(last_key: dict[str, Any], scope: str, settings: Settings, *, now: float | None = None) -> str:
     """An opaque, signed bookmark: the position, what it is a position in, and when it stops being valid."""
-    expires = int(now if now is not None else time.time()) + CURSOR_TTL_SECONDS
+    issued = int(now if now is not None else clock())
+    expires = -(-(issued + CURSOR_TTL_SECONDS) // CURSOR_EXPIRY_STEP) * CURSOR_EXPIRY_STEP
     payload = json.dumps({"k": last_key, "s": scope, "x": expires}, separators=(",", ":"), sort_keys=True)
     body = _b64encode(payload.encode())
     return f"{body}.{_b64encode(_signature(body, settings))}"
@@ -258,7 +266,7 @@ def decode_cursor(cursor: str, scope: str, settings: Settings, *, now: float | N
         raise _bad_cursor("it is not one this API handed out")
     if payload.get("s") != scope:
         raise _bad_cursor("it belongs to a different listing (another tag); start from the first page")
-    if int(payload.get("x", 0)) < (now if now is not None else time.time()):
+    if not isinstance(payload.get("x"), int) or payload["x"] < (now if now is not None else clock()):
         raise _bad_cursor("it has expired; start again from the first page")
     start_key = payload.get("k")
     if not isinstance(start_key, dict) or set(start_key) != _KEY_ATTRIBUTES:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -339,7 +340,7 @@ def test_malformed_id_is_a_bad_request(store, bad_id):
     assert (answer.status, answer.json["error"]["code"]) == (400, "invalid_id")
 
 
-@pytest.mark.parametrize("limit", ["0", "101", "ten", "-1", "2.5", "1e2", "10,20"])
+@pytest.mark.parametrize("limit", ["0", "101", "ten", "-1", "2.5", "1e2", "10,20", ""])
 def test_bad_limit_is_a_bad_request(store, limit):
     answer = get("/images", query={"limit": limit})
 
@@ -365,7 +366,9 @@ def _forge_scope(cursor: str) -> str:
     return api._b64encode(json.dumps(payload).encode()) + "." + signature
 
 
-@pytest.mark.parametrize("tamper", [_flip_last_character, _forge_scope, lambda c: c.split(".")[0], lambda c: "x"])
+@pytest.mark.parametrize(
+    "tamper", [_flip_last_character, _forge_scope, lambda c: c.split(".")[0], lambda c: "x.y", lambda c: ""]
+)
 def test_tampered_cursor_is_a_bad_request(store, tamper):
     seed(store, 4, tags=("beach",))
     cursor = get("/images", query={"tag": "beach", "limit": "2"}).json["next"]
@@ -385,16 +388,27 @@ def test_a_tag_cursor_cannot_page_another_tag(store):
     assert "different listing" in answer.json["error"]["message"]
 
 
-def test_expired_cursor_is_a_bad_request(store, pipeline_settings):
-    ids = seed(store, 3)
-    position = {"pk": records.image_pk(ids[0]), "sk": records.IMAGE_SK, "listed_pk": "ALL", "created_sk": "x"}
-    yesterday = datetime.now(UTC).timestamp() - api.CURSOR_TTL_SECONDS - 60
-    cursor = api.encode_cursor(position, api.listing_scope(records.LISTED_ALL), pipeline_settings, now=yesterday)
+def test_expired_cursor_is_a_bad_request(store, monkeypatch):
+    seed(store, 3)
+    cursor = get("/images", query={"limit": "1"}).json["next"]
+    issued = time.time()
+    monkeypatch.setattr(api, "clock", lambda: issued + api.CURSOR_TTL_SECONDS + api.CURSOR_EXPIRY_STEP)
 
-    answer = get("/images", query={"cursor": cursor})
+    answer = get("/images", query={"limit": "1", "cursor": cursor})
 
     assert (answer.status, answer.json["error"]["code"]) == (400, "invalid_cursor")
     assert "expired" in answer.json["error"]["message"]
+
+
+def test_cursor_still_works_a_day_later(store, monkeypatch):
+    ids = seed(store, 3)
+    cursor = get("/images", query={"limit": "1"}).json["next"]
+    issued = time.time()
+    monkeypatch.setattr(api, "clock", lambda: issued + api.CURSOR_TTL_SECONDS - 1)
+
+    answer = get("/images", query={"limit": "1", "cursor": cursor})
+
+    assert [item["id"] for item in answer.json["items"]] == ids[1:2]
 
 
 def test_cursor_signed_with_another_secret_is_a_bad_request(store):
@@ -449,6 +463,19 @@ def test_matching_if_none_match_gets_304_without_a_body(store):
     again = get("/images", headers={"If-None-Match": first.headers["ETag"]})
 
     assert (again.status, again.text, again.headers["ETag"]) == (304, "", first.headers["ETag"])
+
+
+def test_unchanged_page_with_a_next_cursor_gets_304_when_asked_again_later(store, monkeypatch):
+    # The cursor inside the page is re-signed on every request: its expiry must not change the bytes.
+    seed(store, 5)
+    monkeypatch.setattr(api, "clock", lambda: 1_800_000_100.0)
+    first = get("/images", query={"limit": "2"})
+    monkeypatch.setattr(api, "clock", lambda: 1_800_000_100.0 + 59)
+
+    again = get("/images", query={"limit": "2"}, headers={"If-None-Match": first.headers["ETag"]})
+
+    assert first.json["next"] is not None
+    assert again.status == 304
 
 
 def test_weak_or_listed_etags_also_match(store):

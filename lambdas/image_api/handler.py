@@ -6,6 +6,7 @@ get a JSON 405 from this function, unknown paths a JSON 404, and CORS preflights
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -24,8 +25,8 @@ aws = Aws(settings)
 logger = Logger()
 metrics = Metrics()
 
-# Methods other than GET on a known path are answered with 405 rather than "no such route".
-OTHER_METHODS = ["POST", "PUT", "PATCH", "DELETE", "HEAD"]
+# Any other method on these paths is answered with 405 rather than "no such route".
+API_PATHS = re.compile(r"/images(/[^/]+)?")
 
 
 def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
@@ -58,12 +59,6 @@ def get_image(image_id: str) -> Response:
     return _send(api.get_document(aws.image_store(), settings, image_id))
 
 
-@app.route("/images", method=OTHER_METHODS)
-@app.route("/images/<image_id>", method=OTHER_METHODS)
-def other_method(image_id: str | None = None) -> Response:
-    raise api.method_not_allowed(app.current_event.http_method)
-
-
 @app.exception_handler(api.ApiError)
 def api_error(error: api.ApiError) -> Response:
     return _to_response(api.respond(error))
@@ -71,7 +66,11 @@ def api_error(error: api.ApiError) -> Response:
 
 @app.not_found
 def no_route(_: NotFoundError) -> Response:
-    return _to_response(api.respond(api.route_not_found(app.current_event.path)))
+    # Powertools answers CORS preflights before this; everything else that matched no GET route lands here.
+    path = app.current_event.path
+    if API_PATHS.fullmatch(path):
+        return _to_response(api.respond(api.method_not_allowed(app.current_event.http_method)))
+    return _to_response(api.respond(api.route_not_found(path)))
 
 
 @app.exception_handler(Exception)
