@@ -41,8 +41,9 @@ _TRANSPOSE_FOR_ORIENTATION = {
 }
 _ORIENTATION_TAG = 0x0112
 
-# reduce() by whole factors first while the remaining Lanczos step stays >= 3x: visually the same, much faster.
-_REDUCING_GAP = 3.0
+# reduce() by whole factors first while the remaining Lanczos step stays >= 2x (Pillow's thumbnail() default):
+# 2.5x faster for a 1800 -> 400 px thumbnail, 50 dB PSNR against a plain Lanczos resize.
+_REDUCING_GAP = 2.0
 
 # Four encodes per image (two sizes x two formats); Pillow's encoders release the GIL, so threads overlap them.
 _ENCODERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="encode")
@@ -147,7 +148,7 @@ def plan_renditions(stored_size: tuple[int, int], orientation: int, settings: Im
 
 def process_image(source: bytes, settings: ImagingSettings) -> ProcessedImage:
     """Check limits, decode once, and return the four renditions and the facts; raises ImageRejected."""
-    _check_byte_size(source, settings)
+    check_byte_size(len(source), settings)
     notes: list[str] = []
     with _open(source) as opened:
         _check_pixels(opened.size, settings)
@@ -193,11 +194,12 @@ def process_image(source: bytes, settings: ImagingSettings) -> ProcessedImage:
 # --- limits -------------------------------------------------------------------------------------------------------
 
 
-def _check_byte_size(source: bytes, settings: ImagingSettings) -> None:
-    if not source:
+def check_byte_size(byte_count: int, settings: ImagingSettings) -> None:
+    """The first limit, checkable from a Content-Length or a file size before any byte is read."""
+    if byte_count == 0:
         raise CorruptImage("the file is empty")
-    if len(source) > settings.max_bytes:
-        raise TooLarge(f"file is {_megabytes(len(source))}, the limit is {_megabytes(settings.max_bytes)}")
+    if byte_count > settings.max_bytes:
+        raise TooLarge(f"file is {_megabytes(byte_count)}, the limit is {_megabytes(settings.max_bytes)}")
 
 
 def _check_pixels(size: tuple[int, int], settings: ImagingSettings) -> None:
@@ -407,12 +409,11 @@ def _encode(
 ) -> EncodedRendition:
     buffer = io.BytesIO()
     if fmt == "jpeg":
-        # Progressive + optimised Huffman tables: ~5-10 % smaller for photos at the same quality; 4:2:0 chroma.
-        picture.save(
-            buffer, "JPEG", quality=settings.jpeg_quality, optimize=True, progressive=True, subsampling="4:2:0"
-        )
+        # Optimised Huffman tables: ~3 % smaller for twice the (small) time. Progressive would save ~2 % more but
+        # costs 2.5x the encode, and JPEG is only the fallback for browsers without WebP. 4:2:0 as cameras do.
+        picture.save(buffer, "JPEG", quality=settings.jpeg_quality, optimize=True, subsampling="4:2:0")
     else:
-        picture.save(buffer, "WEBP", quality=settings.webp_quality, method=4)
+        picture.save(buffer, "WEBP", quality=settings.webp_quality, method=settings.webp_method)
     return EncodedRendition(name=name, format=fmt, width=picture.width, height=picture.height, data=buffer.getvalue())
 
 
@@ -486,4 +487,14 @@ def sniff_format(source: bytes) -> str | None:
         return "SVG"
     if head.startswith((b"<!doctype html", b"<html")):
         return "HTML"
+    if _looks_like_text(source[:1024]):
+        return "text"
     return None
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:  # may also be a multi-byte character cut at 1024 bytes: then not called text
+        return False
+    return all(char.isprintable() or char in "\t\r\n" for char in text)
