@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from conftest import EVENTS, HOSTILE, PHOTOS
@@ -329,6 +330,31 @@ def test_redelivery_after_an_interrupted_attempt_finishes_the_job(events, aws, p
     assert [entry.status for entry in record.history] == [Status.PROCESSING, Status.PROCESSING, Status.READY]
 
 
+def test_newer_upload_that_claims_the_record_mid_job_wins_and_the_older_job_writes_nothing(
+    events, aws, pipeline_settings
+):
+    older = events.put("raw/race.jpg", PHOTOS / "Canon_40D.jpg")
+    newer = events.put("raw/race.jpg", PHOTOS / "Canon_40D.jpg")  # same bytes: the older job's GET still succeeds
+    writes_after_newer: list[str] = []
+
+    def newer_runs_to_completion_during_the_older_download(params: dict[str, Any], **_: Any) -> None:
+        aws.s3.meta.events.unregister("before-parameter-build.s3.GetObject", unique_id="race")
+        invoke(newer)
+        aws.s3.meta.events.register(
+            "before-parameter-build.s3.PutObject", lambda params, **_: writes_after_newer.append(params["Key"])
+        )
+
+    aws.s3.meta.events.register(
+        "before-parameter-build.s3.GetObject", newer_runs_to_completion_during_the_older_download, unique_id="race"
+    )
+    invoke(older)
+
+    record = record_for(aws, pipeline_settings, "raw/race.jpg")
+    assert record.status is Status.READY
+    assert record.source_sequencer == events.sequencer_of(newer)
+    assert writes_after_newer == []
+
+
 def test_older_event_delivered_after_a_newer_one_changes_nothing(events, aws, pipeline_settings):
     # The same bytes uploaded twice: both events name the object that is there, only the sequencer differs.
     older = events.put("raw/order.jpg", PHOTOS / "Canon_40D.jpg")
@@ -399,6 +425,46 @@ def test_object_deleted_before_processing_is_skipped_not_failed(events, aws, pip
 
     assert record_for(aws, pipeline_settings, "raw/gone.jpg") is None
     assert public_keys(aws, pipeline_settings) == []
+
+
+def test_emulator_notifications_without_a_sequencer_are_processed_in_arrival_order(events, aws, pipeline_settings):
+    # moto (the local stack) routes S3 -> SQS itself but sends no sequencer: each upload is processed as it comes.
+    sqs = boto3.client("sqs", region_name=pipeline_settings.region)
+    queue_url = sqs.create_queue(QueueName="uploads")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    aws.s3.put_bucket_notification_configuration(
+        Bucket=pipeline_settings.bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "raw/"}]}},
+                }
+            ]
+        },
+    )
+
+    def receive() -> dict[str, Any]:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+        assert len(messages) == 1
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
+        return json.loads(messages[0]["Body"])
+
+    assert receive()["Event"] == "s3:TestEvent"  # sent when the notification is configured, as S3 does
+
+    def upload_and_deliver(photo: str) -> None:
+        aws.s3.put_object(Bucket=pipeline_settings.bucket, Key="raw/local copy.jpg", Body=(PHOTOS / photo).read_bytes())
+        notification = receive()
+        assert "sequencer" not in notification["Records"][0]["s3"]["object"]
+        deliver(notification, events)
+
+    upload_and_deliver("DSCN0010.jpg")
+    upload_and_deliver("Canon_40D.jpg")
+
+    record = record_for(aws, pipeline_settings, "raw/local copy.jpg")
+    assert record.status is Status.READY
+    assert (record.width, record.height) == (100, 68)
 
 
 # -- events that are not uploads ---------------------------------------------------------------------------
@@ -482,6 +548,39 @@ def test_refused_reupload_removes_the_earlier_versions_renditions(events, aws, p
     assert record.width is None
     assert record.blurhash is None
     assert public_keys(aws, pipeline_settings) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("decompression_bomb.gif", "pixels"),
+        ("made-bomb-warning-12000x12000.png", "pixels"),
+        ("made-empty.jpg", "empty"),
+        ("zero_bb.eps", "unsupported"),
+        ("made-svg-script.jpg", "unsupported"),
+        ("truncated_jpeg.jpg", "truncated"),
+        ("crash-2020-10-test.tif", "corrupt"),
+    ],
+)
+def test_hostile_file_ends_failed_with_a_reason_and_nothing_public(events, aws, pipeline_settings, name, says):
+    deliver(events.put(f"raw/{name}", HOSTILE / name), events)
+
+    record = record_for(aws, pipeline_settings, f"raw/{name}")
+    assert record.status is Status.FAILED
+    assert says in record.failure_reason.lower()
+    assert record.history[-1].reason == record.failure_reason
+    assert record.renditions == ()
+    assert public_keys(aws, pipeline_settings) == []
+
+
+@pytest.mark.parametrize("name", ["pil_sample_cmyk.jpg", "uncompressed_la.png", "sugarshack.mpo", "chi.gif"])
+def test_odd_but_valid_file_ends_ready_with_four_outputs(events, aws, pipeline_settings, name):
+    deliver(events.put(f"raw/{name}", HOSTILE / name), events)
+
+    record = record_for(aws, pipeline_settings, f"raw/{name}")
+    assert record.status is Status.READY
+    assert public_keys(aws, pipeline_settings) == sorted(r.key for r in record.renditions)
+    assert len(record.renditions) == 4
 
 
 # -- failures that must be retried, and SQS batches --------------------------------------------------------
