@@ -31,7 +31,12 @@ STRATEGIES: dict[str, str] = {
     "naive": "bench.naive:render",
     "libvips": "bench.vips:render",
 }
-EXPERIMENTS: dict[str, str] = {}
+# Prototypes for pipeline/imaging.py (bench/experiments.py): run only when named with --strategies.
+EXPERIMENTS: dict[str, str] = {
+    "project-webp-m1": "bench.experiments:render_webp_method_1",
+    "project-serial": "bench.experiments:render_serial",
+    "project-vips-webp": "bench.experiments:render_webp_through_libvips",
+}
 
 
 def load_strategy(name: str) -> Strategy:

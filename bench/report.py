@@ -18,6 +18,13 @@ def render(results: dict[str, Any]) -> str:
         "",
         "Throughput and memory (each strategy in its own process)",
     ]
+    busy = {name: s["load_average"] for name, s in strategies.items() if max(s.get("load_average", [0])) > 1.6}
+    if busy:
+        lines.append(
+            "  WARNING: the machine was busy (1-min load average before/after "
+            + ", ".join(f"{name} {a:.1f}/{b:.1f}" for name, (a, b) in busy.items())
+            + "): wall times and images/s are inflated; CPU s/image is the steadier figure"
+        )
     lines += _table(
         [
             "strategy",

@@ -22,14 +22,20 @@ from pipeline.config import ImagingSettings
 
 def main() -> None:
     job = json.load(sys.stdin)
-    settings = ImagingSettings()
-    render = load_strategy(job["strategy"])
-    photos = {Path(path).name: Path(path).read_bytes() for path in job["files"]}
     mode = job["mode"]
+    settings = ImagingSettings()
+    render = load_strategy(job["strategy"]) if mode != "quality" else None
+    photos = {Path(path).name: Path(path).read_bytes() for path in job.get("files", [])}
     if mode == "throughput":
         result = _throughput(render, photos, settings, job["passes"], job.get("dump_dir"))
     elif mode == "peak":
         result = _peak(render, photos, settings)
+    elif mode == "quality":
+        from bench import quality
+
+        result = {"psnr_db": [quality.psnr(Path(photo), Path(output)) for photo, output in job["pairs"]]}
+        json.dump(result, sys.stdout)
+        return
     elif mode == "profile":
         if job["strategy"] == "project":
             from bench.project import profile_serially
@@ -42,7 +48,7 @@ def main() -> None:
 
 
 def _throughput(render, photos: dict[str, bytes], settings: ImagingSettings, passes: int, dump_dir: str | None):
-    baseline_rss_kb = _current_rss_kb()
+    baseline_rss_kb = _status_kb("VmRSS")
     for source in photos.values():  # warm-up: imports, codec tables, first-touch allocations
         render(source, settings)
     usage_before = resource.getrusage(resource.RUSAGE_SELF)
@@ -72,19 +78,21 @@ def _throughput(render, photos: dict[str, bytes], settings: ImagingSettings, pas
         "per_photo_wall_seconds": {name: statistics.median(v) for name, v in per_photo_wall.items()},
         "per_photo_cpu_seconds": {name: statistics.median(v) for name, v in per_photo_cpu.items()},
         "baseline_rss_mb": baseline_rss_kb / 1024,
-        "peak_rss_mb": usage_after.ru_maxrss / 1024,
+        "peak_rss_mb": _status_kb("VmHWM") / 1024,
+        "ru_maxrss_mb": usage_after.ru_maxrss / 1024,
         "outputs": outputs,
     }
 
 
 def _peak(render, photos: dict[str, bytes], settings: ImagingSettings) -> dict[str, Any]:
     """A fresh process renders one photo once: its high-water mark is that photo's peak memory."""
-    baseline_rss_kb = _current_rss_kb()
+    baseline_rss_kb = _status_kb("VmRSS")
     for source in photos.values():
         render(source, settings)
     return {
         "baseline_rss_mb": baseline_rss_kb / 1024,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": _status_kb("VmHWM") / 1024,
+        "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
@@ -120,12 +128,16 @@ def _describe(output, photo: str, dump_dir: str | None) -> dict[str, Any]:
     }
 
 
-def _current_rss_kb() -> int:
-    """Resident memory now (after imports and the inputs are in memory), to read the peaks against."""
+def _status_kb(field: str) -> int:
+    """VmRSS (resident now) or VmHWM (the peak of this process's own memory) from /proc, in kB.
+
+    VmHWM rather than ru_maxrss: Linux carries the parent's resident size at spawn into the child's ru_maxrss
+    (exec records the outgoing, shared address space's high-water mark), so a large parent would mask the child.
+    """
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    return 0
+    raise RuntimeError(f"no {field} in /proc/self/status: peak memory needs Linux")
 
 
 if __name__ == "__main__":

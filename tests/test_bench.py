@@ -1,0 +1,86 @@
+"""`python -m bench` end to end on two small corpus photos, one pass: it runs and writes the JSON the docs read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PHOTOS, ROOT
+
+SMALL_PHOTOS = ("Canon_40D.jpg", "DSCN0010.jpg")
+STORED = ("thumb.jpeg", "thumb.webp", "optimized.jpeg", "optimized.webp")
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict]:
+    report = tmp_path_factory.mktemp("bench") / "bench.json"
+    completed = _bench("--photos", str(PHOTOS), "--files", *SMALL_PHOTOS, "--passes", "1", "--json", str(report))
+    assert completed.returncode == 0, completed.stderr
+    return completed, json.loads(report.read_text())
+
+
+def test_json_has_all_three_strategies(bench_run):
+    _, results = bench_run
+    assert set(results["strategies"]) == {"project", "naive", "libvips"}
+    assert set(results["photos"]) == set(SMALL_PHOTOS)
+
+
+def test_every_strategy_reports_speed_cpu_and_memory(bench_run):
+    _, results = bench_run
+    for name, strategy in results["strategies"].items():
+        assert strategy["images"] == len(SMALL_PHOTOS), name
+        assert strategy["images_per_second"] > 0, name
+        assert strategy["megapixels_per_second"] > 0, name
+        assert strategy["cpu_seconds_per_image"] > 0, name
+        assert strategy["peak_rss_mb"] >= strategy["baseline_rss_mb"] > 0, name
+        assert set(strategy["per_photo_peak_rss_mb"]) == {"DSCN0010.jpg"}, name  # the larger of the two
+
+
+def test_every_stored_output_has_bytes_and_a_plausible_psnr(bench_run):
+    _, results = bench_run
+    for name, strategy in results["strategies"].items():
+        for output in STORED:
+            entry = strategy["per_output"][output]
+            assert entry["count"] == len(SMALL_PHOTOS), (name, output)
+            assert entry["bytes"] > 0, (name, output)
+            # A mis-oriented or mis-sized output against the reference would score far below 25 dB.
+            assert 25 < entry["min_psnr_db"] <= entry["psnr_db"] < 60, (name, output, entry)
+        assert strategy["stored_bytes"] == sum(strategy["per_output"][o]["bytes"] for o in STORED)
+
+
+def test_outputs_keep_the_small_photo_unscaled(bench_run):
+    _, results = bench_run
+    for name, strategy in results["strategies"].items():
+        canon = {o["name"]: (o["width"], o["height"]) for o in strategy["outputs"]["Canon_40D.jpg"]}
+        assert canon["thumb.jpeg"] == canon["optimized.webp"] == (100, 68), name
+
+
+def test_targets_ratios_and_lambda_sizing_are_reported(bench_run):
+    completed, results = bench_run
+    assert {target["target"] for target in results["targets"]} >= {
+        "throughput >= 2x naive Pillow",
+        "throughput >= 2x libvips",
+        "output bytes <= 105% of naive",
+    }
+    assert all(isinstance(target["passed"], bool) for target in results["targets"])
+    assert set(results["comparison"]) == {"naive", "libvips"}
+    assert [size["memory_mb"] for size in results["lambda"]["sizes"]] == [1024, 1769, 2048, 3008]
+    assert results["lambda"]["recommended_mb"] in (1024, 1769, 2048, 3008)
+    assert sum(phase["seconds"] for phase in results["project_phases"]["phases"].values()) > 0
+    for heading in ("images/s", "Targets (issue 8)", "Lambda sizing", "Where the project's time goes"):
+        assert heading in completed.stdout
+
+
+def test_unknown_photo_is_refused_with_its_name():
+    completed = _bench("--photos", str(PHOTOS), "--files", "no-such-photo.jpg", "--passes", "1")
+    assert completed.returncode == 1
+    assert "no-such-photo.jpg" in completed.stderr
