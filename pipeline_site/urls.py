@@ -1,7 +1,7 @@
-"""The site's URLs: the gallery and upload pages, the read API under api/, and the admin."""
+"""The site's URLs: the gallery and upload pages, the read API under api/, accounts and the admin."""
 
-from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from gallery import views
@@ -9,13 +9,14 @@ from gallery import views
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("gallery.api_urls")),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(template_name="gallery/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
     path("accounts/logout/", views.logout_view, name="logout"),
     path("", include("gallery.urls")),
 ]
 
-if settings.LOCAL_CDN:
-    # No CloudFront locally: serve the bucket's public/ prefix where CDN_URL points (http://127.0.0.1:8000/cdn).
-    urlpatterns.append(path(f"{views.local_cdn_prefix()}<path:path>", views.local_cdn, name="local-cdn"))
-
-handler404 = "gallery.views.not_found"
 handler400 = "gallery.views.bad_request"
+handler404 = "gallery.views.not_found"

@@ -1,0 +1,253 @@
+"""The admin's "Images": DynamoDB records listed, edited, deleted and reprocessed with the admin's own look.
+
+``Image`` is an unmanaged stand-in model (gallery.models), so every view that would query it is replaced:
+the list is one Query per page on ByEntity/ByStatus (gallery.selectors), and edits, deletes and reprocessing
+go through gallery.services. Django's permissions still decide: view, change, delete and reprocess_image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import path, reverse
+
+from gallery import selectors, services
+from gallery.forms import ImageMetadataForm
+from gallery.models import Image
+from pipeline import api
+from pipeline.records import ImageRecord, Rendition, Status
+
+ACTIONS = {
+    "reprocess_selected": "Reprocess selected images (retry failed ones)",
+    "delete_selected": "Delete selected images and their files",
+}
+
+
+@dataclass(frozen=True)
+class RenditionRow:
+    rendition: Rendition
+    url: str
+
+
+def _thumbnail_url(record: ImageRecord) -> str | None:
+    rendition = record.rendition("thumb", "jpeg")
+    return api.rendition_url(record, rendition, services.pipeline_settings()) if rendition else None
+
+
+def _stand_in(record: ImageRecord) -> Image:
+    """The unsaved model instance the admin log needs to name the image."""
+    return Image(id=record.id, title=record.title or record.file_name)
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    """Every view replaced: no SQL reaches the unmanaged Image table."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # images arrive through uploads, not the admin
+
+    def has_reprocess_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.reprocess_image")
+
+    def get_urls(self) -> list:
+        info = self.opts.app_label, self.opts.model_name
+        wrap = self.admin_site.admin_view
+        return [
+            path("", wrap(self.changelist_view), name="{}_{}_changelist".format(*info)),
+            path("<str:object_id>/change/", wrap(self.change_view), name="{}_{}_change".format(*info)),
+            path("<str:object_id>/delete/", wrap(self.delete_view), name="{}_{}_delete".format(*info)),
+        ]
+
+    # -- list -------------------------------------------------------------------------------------------------
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            return self._run_action(request)
+        status = request.GET.get("status") or None
+        if status not in {None, *Status}:
+            status = None
+        search = request.GET.get("q", "").strip()
+        try:
+            page = selectors.admin_page(status=status, search=search, cursor=request.GET.get("cursor"))
+        except selectors.BadCursor as error:
+            context = {"title": "Broken link", "message": str(error)}
+            return self._render(request, "admin/gallery/image/error.html", context, status=400)
+        filters = {key: value for key, value in (("status", status), ("q", search)) if value}
+        rows = [(record, _thumbnail_url(record)) for record in page.records]
+        context = {
+            "title": f"{status.capitalize()} images" if status else "Images",
+            "rows": rows,
+            "status": status,
+            "statuses": [(s.value, s.value.capitalize()) for s in Status],
+            "search": search,
+            "all_url": "?" + urlencode({"q": search} if search else {}),
+            "status_urls": [
+                (s.value, "?" + urlencode({**filters, "status": s.value}), s.value == status) for s in Status
+            ],
+            "first_url": "?" + urlencode(filters),
+            "older_url": "?" + urlencode({**filters, "cursor": page.next_cursor}) if page.next_cursor else None,
+            "is_later_page": bool(request.GET.get("cursor")),
+            "actions": self._allowed_actions(request),
+        }
+        return self._render(request, "admin/gallery/image/change_list.html", context)
+
+    def _allowed_actions(self, request: HttpRequest) -> list[tuple[str, str]]:
+        allowed = []
+        if self.has_reprocess_permission(request):
+            allowed.append(("reprocess_selected", ACTIONS["reprocess_selected"]))
+        if self.has_delete_permission(request):
+            allowed.append(("delete_selected", ACTIONS["delete_selected"]))
+        return allowed
+
+    def _run_action(self, request: HttpRequest) -> HttpResponse:
+        action = request.POST.get("action", "")
+        ids = request.POST.getlist("_selected_action")
+        back = request.POST.get("next") or reverse("admin:gallery_image_changelist")
+        if action not in ACTIONS:
+            messages.warning(request, "Choose an action.")
+            return HttpResponseRedirect(back)
+        if not ids:
+            messages.warning(request, "Select one or more images, then choose an action.")
+            return HttpResponseRedirect(back)
+        if action == "reprocess_selected":
+            if not self.has_reprocess_permission(request):
+                raise PermissionDenied
+            self._reprocess(request, ids)
+            return HttpResponseRedirect(back)
+        if not self.has_delete_permission(request):
+            raise PermissionDenied
+        if request.POST.get("post") != "yes":
+            found = []
+            for image_id in ids:
+                try:
+                    found.append((services.get_record(image_id), None))
+                except services.ImageNotFound:
+                    continue
+            found = [(record, _thumbnail_url(record)) for record, _ in found]
+            context = {"title": "Delete images?", "rows": found, "ids": ids, "next": back}
+            return self._render(request, "admin/gallery/image/delete_selected_confirmation.html", context)
+        for image_id in ids:
+            self._delete(request, image_id)
+        return HttpResponseRedirect(back)
+
+    def _reprocess(self, request: HttpRequest, ids: list[str]) -> None:
+        started = 0
+        for image_id in ids:
+            try:
+                record = services.reprocess(image_id)
+            except services.ImageNotFound as error:
+                messages.error(request, str(error))
+                continue
+            started += 1
+            self.log_change(request, _stand_in(record), "Reprocessing requested.")
+        if started:
+            messages.success(
+                request,
+                f"Reprocessing {started} image{'s' if started != 1 else ''}: the processor picks "
+                f"{'them' if started != 1 else 'it'} up in a few seconds; reload to see the new status.",
+            )
+
+    def _delete(self, request: HttpRequest, image_id: str) -> bool:
+        try:
+            record = services.delete_image(image_id)
+        except services.ImageNotFound as error:
+            messages.warning(request, str(error))
+            return False
+        except services.DeleteFailed as error:
+            messages.error(request, str(error))
+            return False
+        self.log_deletions(request, [_stand_in(record)])
+        messages.success(request, f"Deleted “{_stand_in(record)}” and its files.")
+        return True
+
+    # -- one image ----------------------------------------------------------------------------------------------
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        record = self._record_or_404(object_id)
+        can_change = self.has_change_permission(request)
+        if request.method == "POST":
+            if not can_change:
+                raise PermissionDenied
+            form = ImageMetadataForm(request.POST)
+            if form.is_valid():
+                saved = services.update_metadata(record.id, **form.cleaned_data)
+                changed = form.changed_data
+                self.log_change(request, _stand_in(saved), [{"changed": {"fields": changed}}] if changed else "")
+                messages.success(request, f"Saved “{_stand_in(saved)}”. The gallery and the API show it now.")
+                if "_continue" in request.POST:
+                    return HttpResponseRedirect(request.path)
+                return HttpResponseRedirect(reverse("admin:gallery_image_changelist"))
+        else:
+            form = ImageMetadataForm(
+                initial={
+                    "title": record.title,
+                    "alt_text": record.alt_text,
+                    "tags": ", ".join(record.tags),
+                    "hidden": record.hidden,
+                }
+            )
+        if not can_change:
+            for field in form.fields.values():
+                field.disabled = True
+        settings = services.pipeline_settings()
+        context = {
+            "title": f"Image “{record.title or record.file_name}”",
+            "record": record,
+            "form": form,
+            "thumbnail_url": _thumbnail_url(record),
+            "renditions": [RenditionRow(r, api.rendition_url(record, r, settings)) for r in record.renditions],
+            "history": list(reversed(record.history)),
+            "can_change": can_change,
+            "can_delete": self.has_delete_permission(request),
+            "can_reprocess": self.has_reprocess_permission(request),
+            "public_url": reverse("gallery:detail", args=[record.id]) if record.listed else None,
+        }
+        return self._render(request, "admin/gallery/image/change_form.html", context)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if not self.has_delete_permission(request):
+            raise PermissionDenied
+        record = self._record_or_404(object_id)
+        if request.method == "POST":
+            if self._delete(request, record.id):
+                return HttpResponseRedirect(reverse("admin:gallery_image_changelist"))
+            return HttpResponseRedirect(reverse("admin:gallery_image_change", args=[record.id]))
+        context = {
+            "title": "Delete this image?",
+            "rows": [(record, _thumbnail_url(record))],
+            "ids": [record.id],
+            "single": True,
+        }
+        return self._render(request, "admin/gallery/image/delete_selected_confirmation.html", context)
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+
+    def _record_or_404(self, object_id: str) -> ImageRecord:
+        try:
+            return services.get_record(object_id)
+        except services.ImageNotFound as missing:
+            raise Http404(str(missing)) from None
+
+    def _render(self, request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
+        base = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "app_label": self.opts.app_label,
+            "has_view_permission": self.has_view_permission(request),
+            "has_change_permission": self.has_change_permission(request),
+        }
+        return render(request, template, {**base, **context}, status=status)

@@ -1,0 +1,136 @@
+"""Reads for the pages: the gallery and detail pages use the read API's own documents (pipeline.api), the
+admin pages one paginated Query on an index. Each page costs one DynamoDB call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from django.core import signing
+
+from gallery import services
+from pipeline import api, records
+from pipeline.records import ImageRecord, Status
+
+GALLERY_PAGE_SIZE: Final = 24
+ADMIN_PAGE_SIZE: Final = 50
+ADMIN_CURSOR_MAX_AGE: Final = 24 * 3600
+_ADMIN_CURSOR_SALT: Final = "gallery.admin.cursor"
+
+
+class BadCursor(ValueError):
+    """A cursor that was altered, expired or made for another listing (HTTP 400)."""
+
+
+# -- pictures, as the templates draw them ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One image drawn as a <picture>: WebP candidates, JPEG fallback, the box it fills, its placeholder."""
+
+    id: str
+    status: str
+    title: str
+    alt_text: str
+    tags: tuple[str, ...]
+    src: str | None
+    width: int | None
+    height: int | None
+    srcset_webp: str
+    srcset_jpeg: str
+    color: str | None
+    blurhash: str | None
+    document: dict[str, Any]
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any], rendition: str = "thumb") -> Picture:
+        fallback = next(
+            (s for s in document["sources"] if s["name"] == rendition and s["format"] == "jpeg"),
+            None,
+        )
+        srcset = document.get("srcset") or {}
+        placeholder = document.get("placeholder") or {}
+        return cls(
+            id=document["id"],
+            status=document["status"],
+            title=document.get("title") or "",
+            alt_text=document.get("alt_text") or document.get("title") or "",
+            tags=tuple(document.get("tags") or ()),
+            src=fallback["url"] if fallback else None,
+            width=fallback["width"] if fallback else document.get("width"),
+            height=fallback["height"] if fallback else document.get("height"),
+            srcset_webp=srcset.get("webp", ""),
+            srcset_jpeg=srcset.get("jpeg", ""),
+            color=placeholder.get("color"),
+            blurhash=placeholder.get("blurhash"),
+            document=document,
+        )
+
+
+@dataclass(frozen=True)
+class GalleryPage:
+    pictures: list[Picture]
+    next_cursor: str | None
+
+
+def gallery_page(*, cursor: str | None, tag: str | None) -> GalleryPage:
+    """One page of the public listing: exactly what GET /api/images answers (ApiError for a bad cursor or tag)."""
+    listing = api.list_documents(
+        services.image_store(), services.pipeline_settings(), limit=GALLERY_PAGE_SIZE, cursor=cursor, tag=tag
+    )
+    return GalleryPage([Picture.from_document(item) for item in listing["items"]], listing["next"])
+
+
+def image_picture(image_id: str) -> Picture:
+    """One image's document as the detail page draws it (ApiError 400/404 as the API answers)."""
+    document = api.get_document(services.image_store(), services.pipeline_settings(), image_id)
+    return Picture.from_document(document, rendition="optimized")
+
+
+# -- the admin's listing ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdminPage:
+    records: list[ImageRecord]
+    next_cursor: str | None
+
+
+def admin_page(*, status: str | None, search: str, cursor: str | None, limit: int = ADMIN_PAGE_SIZE) -> AdminPage:
+    """Newest first over ByEntity (every image) or ByStatus (one status): one Query per page.
+
+    A search is a FilterExpression on that Query (title contains the text, or a tag equals it): DynamoDB
+    reads one page of the index and returns the matches in it, so a page may hold fewer than ``limit``
+    rows and still have older ones to look at. The table is never read whole.
+    """
+    if status:
+        index, partition = records.STATUS_INDEX, Status(status).value
+    else:
+        index, partition = records.ENTITY_INDEX, records.ENTITY_IMAGE
+    scope = f"{index}:{partition}:{search}"
+    start_key = _decode_admin_cursor(cursor, scope) if cursor else None
+    filter_expression = filter_values = None
+    if search:
+        filter_expression = "contains(title, :q) OR contains(file_name, :q) OR contains(tags, :tag)"
+        filter_values = {":q": search, ":tag": search.strip().lower()}
+    page = services.image_store().query_page(
+        index,
+        partition,
+        limit=limit,
+        start_key=start_key,
+        filter_expression=filter_expression,
+        filter_values=filter_values,
+    )
+    next_cursor = signing.dumps({"k": page.last_key, "s": scope}, salt=_ADMIN_CURSOR_SALT) if page.last_key else None
+    return AdminPage(page.records, next_cursor)
+
+
+def _decode_admin_cursor(cursor: str, scope: str) -> dict[str, Any]:
+    try:
+        payload = signing.loads(cursor, salt=_ADMIN_CURSOR_SALT, max_age=ADMIN_CURSOR_MAX_AGE)
+    except signing.BadSignature:
+        raise BadCursor("This page link is broken or has expired; start again from the first page.") from None
+    if payload.get("s") != scope or not isinstance(payload.get("k"), dict):
+        raise BadCursor("This page link belongs to another filter or search; start again from the first page.")
+    return payload["k"]

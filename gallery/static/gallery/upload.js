@@ -1,0 +1,197 @@
+// Upload page, enhanced: several files, drag and drop, one presigned POST per file (asked of Django with the
+// file's name, size and type), a real progress bar per file (XMLHttpRequest upload.onprogress), then polling
+// the read API until the image is ready or failed. Without this script the page's form posts to S3 itself.
+(function () {
+  "use strict";
+
+  const form = document.getElementById("upload-form");
+  const list = document.getElementById("upload-list");
+  if (!form || !list || !window.FormData || !window.XMLHttpRequest) return;
+
+  const input = form.querySelector('input[type="file"]');
+  const policyUrl = form.dataset.policyUrl;
+  const maxBytes = Number(form.dataset.maxBytes);
+  const maxSize = form.dataset.maxSize;
+  const accepted = new Set(form.dataset.accept.split(","));
+  const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
+  const POLL_MS = 1500;
+  const POLL_LIMIT = 120; // three minutes, then say "still processing"
+
+  document.documentElement.classList.add("js");
+  input.multiple = true;
+  input.required = false;
+  input.removeAttribute("name"); // the file travels in our own FormData, never in this form
+
+  form.addEventListener("submit", (event) => event.preventDefault());
+  input.addEventListener("change", () => {
+    queue(input.files);
+    input.value = "";
+  });
+  ["dragenter", "dragover"].forEach((type) =>
+    form.addEventListener(type, (event) => {
+      event.preventDefault();
+      form.classList.add("dropzone--over");
+    })
+  );
+  ["dragleave", "drop"].forEach((type) =>
+    form.addEventListener(type, (event) => {
+      event.preventDefault();
+      form.classList.remove("dropzone--over");
+    })
+  );
+  form.addEventListener("drop", (event) => queue(event.dataTransfer.files));
+
+  function queue(files) {
+    Array.from(files || []).forEach((file) => upload(file, addRow(file)));
+  }
+
+  function addRow(file) {
+    const row = document.createElement("li");
+    row.className = "upload";
+    row.innerHTML =
+      '<div class="upload__thumb" aria-hidden="true"></div>' +
+      '<div class="upload__body"><p class="upload__name"></p>' +
+      '<progress class="upload__bar" max="100" value="0"></progress>' +
+      '<p class="upload__status muted">Waiting…</p></div>';
+    row.querySelector(".upload__name").textContent = file.name;
+    list.prepend(row);
+    return {
+      row,
+      bar: row.querySelector("progress"),
+      say(text, state) {
+        const status = row.querySelector(".upload__status");
+        status.textContent = text;
+        status.className = "upload__status" + (state ? " status--" + state : " muted");
+        row.dataset.state = state || "";
+      },
+    };
+  }
+
+  async function upload(file, ui) {
+    // The server checks these again; checking here saves a round trip and gives the same message sooner.
+    if (file.type && !accepted.has(file.type)) {
+      ui.say(`${file.type} is not an accepted image type. Upload JPEG, PNG, WebP, AVIF, GIF, TIFF or HEIC/HEIF files.`, "failed");
+      return;
+    }
+    if (file.size > maxBytes) {
+      ui.say(`This file is ${megabytes(file.size)}; the largest accepted upload is ${maxSize}.`, "failed");
+      return;
+    }
+    ui.say("Preparing…");
+    let ticket;
+    try {
+      ticket = await askForPolicy(file);
+    } catch (error) {
+      ui.say(error.message, "failed");
+      return;
+    }
+    ui.say("Uploading…");
+    try {
+      await send(file, ticket, ui.bar);
+    } catch (error) {
+      ui.say(error.message, "failed");
+      return;
+    }
+    ui.bar.value = 100;
+    ui.say("Received, processing…", "processing");
+    fetch(ticket.done_url, { headers: { Accept: "application/json" }, credentials: "same-origin" }).catch(() => {});
+    poll(ticket, ui, 0);
+  }
+
+  async function askForPolicy(file) {
+    // Browsers leave the type empty for formats they do not know (HEIC on most desktops): ask by extension.
+    const type = file.type || guessType(file.name);
+    let response;
+    try {
+      response = await fetch(policyUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken, Accept: "application/json" },
+        body: JSON.stringify({ name: file.name, size: file.size, type }),
+      });
+    } catch (error) {
+      throw new Error("Could not reach the site. Check your connection and try again.");
+    }
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      if (response.status === 401 || response.status === 403) throw new Error("Your session has ended: log in again, then retry.");
+      throw new Error(answer.error || `The site refused this file (HTTP ${response.status}).`);
+    }
+    return answer;
+  }
+
+  function send(file, ticket, bar) {
+    return new Promise((resolve, reject) => {
+      const body = new FormData();
+      Object.entries(ticket.fields).forEach(([name, value]) => body.append(name, value));
+      body.append("file", file); // S3 ignores every field after the file: it goes last
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", ticket.url);
+      xhr.upload.onprogress = (event) => {
+        if (event.lengthComputable) bar.value = Math.round((event.loaded / event.total) * 100);
+      };
+      xhr.onload = () => (xhr.status >= 200 && xhr.status < 300 ? resolve() : reject(new Error(s3Message(xhr))));
+      xhr.onerror = () => reject(new Error("The upload was interrupted (network error). Try again."));
+      xhr.send(body);
+    });
+  }
+
+  // S3 answers a refused POST with XML: <Error><Code>..</Code><Message>..</Message></Error>.
+  function s3Message(xhr) {
+    let code = "";
+    let message = "";
+    try {
+      const xml = new DOMParser().parseFromString(xhr.responseText, "application/xml");
+      code = (xml.querySelector("Code") || {}).textContent || "";
+      message = (xml.querySelector("Message") || {}).textContent || "";
+    } catch (error) {
+      /* not XML: fall through to the status */
+    }
+    if (code === "EntityTooLarge") return `This file is larger than the ${maxSize} limit.`;
+    if (code === "EntityTooSmall") return "This file is empty.";
+    if (/expired/i.test(message)) return "The upload permission expired before the file was sent. Try again.";
+    if (code === "AccessDenied") return `Storage refused the upload: ${message || "access denied"}.`;
+    if (code) return `Storage refused the upload (${code}${message ? ": " + message : ""}).`;
+    return `Storage refused the upload (HTTP ${xhr.status}).`;
+  }
+
+  function poll(ticket, ui, attempt) {
+    if (attempt >= POLL_LIMIT) {
+      ui.say("Still processing. It will appear in the gallery when it is ready.", "processing");
+      return;
+    }
+    fetch(ticket.status_url, { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then((response) => (response.ok ? response.json() : null))
+      .then((document_) => {
+        if (document_ && document_.status === "ready") return showReady(ticket, ui, document_);
+        if (document_ && document_.status === "failed") return ui.say(document_.failure_reason || "Processing failed.", "failed");
+        setTimeout(() => poll(ticket, ui, attempt + 1), POLL_MS);
+      })
+      .catch(() => setTimeout(() => poll(ticket, ui, attempt + 1), POLL_MS));
+  }
+
+  function showReady(ticket, ui, document_) {
+    const thumb = ui.row.querySelector(".upload__thumb");
+    const img = new Image();
+    img.src = document_.thumbnail;
+    img.alt = document_.alt_text || document_.title || "";
+    thumb.replaceChildren(img);
+    if (document_.placeholder && document_.placeholder.color) thumb.style.background = document_.placeholder.color;
+    ui.say("Ready. ", "ready");
+    const link = document.createElement("a");
+    link.href = ticket.page_url;
+    link.textContent = "View";
+    ui.row.querySelector(".upload__status").append(link);
+  }
+
+  function guessType(name) {
+    const ext = (name.split(".").pop() || "").toLowerCase();
+    const types = { jpg: "image/jpeg", jpeg: "image/jpeg", png: "image/png", webp: "image/webp", avif: "image/avif",
+      gif: "image/gif", tif: "image/tiff", tiff: "image/tiff", heic: "image/heic", heif: "image/heif" };
+    return types[ext] || "";
+  }
+
+  function megabytes(size) {
+    return `${(size / (1024 * 1024)).toFixed(1)} MB`;
+  }
+})();

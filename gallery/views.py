@@ -1,0 +1,195 @@
+"""The gallery's pages: gallery grid, image detail, upload (form, policy, done), logout and error pages.
+
+Views only orchestrate: reads through gallery.selectors (the read API's documents), writes through
+gallery.services, errors mapped to statuses here at the edge.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from gallery import pending, selectors, services
+from pipeline import api
+
+# Tiles loaded eagerly: the first row on a wide screen (the grid has at most this many columns).
+EAGER_TILES: Final = 4
+# How many "newer" cursors a gallery URL carries (each is ~200 characters): past that, "Newer" goes home.
+MAX_TRAIL: Final = 12
+
+
+# -- gallery -------------------------------------------------------------------------------------------------
+
+
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    tag = request.GET.get("tag", "").strip() or None
+    cursor = request.GET.get("cursor") or None
+    trail = request.GET.getlist("prev")[-MAX_TRAIL:]
+    try:
+        page = selectors.gallery_page(cursor=cursor, tag=tag)
+    except api.ApiError as error:
+        return _error_page(request, error.status, error.message)
+    processing: list[str] = []
+    if request.user.is_authenticated and not cursor:
+        processing = pending.still_pending(request, {picture.id for picture in page.pictures})
+    older_trail = [*trail, cursor] if cursor else []
+    context = {
+        "tiles": [(picture, position < EAGER_TILES) for position, picture in enumerate(page.pictures)],
+        "processing": processing,
+        "tag": tag,
+        "older_url": _gallery_url(tag, page.next_cursor, older_trail) if page.next_cursor else None,
+        "newer_url": _gallery_url(tag, trail[-1] if trail else None, trail[:-1]) if cursor else None,
+        "page_number": len(trail) + (2 if cursor else 1),
+    }
+    return render(request, "gallery/index.html", context)
+
+
+def _gallery_url(tag: str | None, cursor: str | None, trail: list[str]) -> str:
+    params: list[tuple[str, str]] = []
+    if tag:
+        params.append(("tag", tag))
+    if cursor:
+        params.append(("cursor", cursor))
+        params += [("prev", previous) for previous in trail[-MAX_TRAIL:]]
+    query = urlencode(params)
+    return reverse("gallery:index") + (f"?{query}" if query else "")
+
+
+@require_GET
+def detail(request: HttpRequest, image_id: str) -> HttpResponse:
+    try:
+        picture = selectors.image_picture(image_id)
+    except api.ApiError as error:
+        if error.status in (400, 404):
+            raise Http404("No image with this id.") from None
+        raise
+    return render(request, "gallery/detail.html", {"picture": picture, "document": picture.document})
+
+
+# -- upload --------------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def upload(request: HttpRequest) -> HttpResponse:
+    """The upload page: one plain HTML form posting to S3 (works without JavaScript), enhanced by upload.js."""
+    ticket = services.start_upload(
+        request.user.get_username(),
+        services.NO_JS_FILE_NAME,
+        redirect_url=request.build_absolute_uri(reverse("gallery:upload-done")),
+    )
+    limit = settings.PIPELINE.imaging.max_bytes
+    context = {
+        "ticket": ticket,
+        # S3 reads the policy fields in order and the file must come last.
+        "fields": list(ticket.fields.items()),
+        "max_bytes": limit,
+        "max_size": services.megabytes(limit),
+        "accepted_types": ",".join(services.ACCEPTED_TYPES),
+        "expiry_minutes": max(1, ticket.expires_in // 60),
+    }
+    return render(request, "gallery/upload.html", context)
+
+
+@require_POST
+def upload_policy(request: HttpRequest) -> JsonResponse:
+    """A presigned POST for one file the script is about to send: JSON {name, size, type} in, url + fields out."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "Log in to upload."}, status=401)
+    try:
+        claim = json.loads(request.body or b"{}")
+        if not isinstance(claim, dict):
+            raise ValueError
+    except ValueError:
+        return JsonResponse({"error": "Send JSON: {name, size, type}."}, status=400)
+    name = str(claim.get("name") or "").strip()
+    try:
+        if not name:
+            raise services.UploadRefused("The file has no name.")
+        _, content_type = services.check_upload(size=claim.get("size"), content_type=claim.get("type"))
+    except services.UploadRefused as refused:
+        return JsonResponse({"error": str(refused)}, status=400)
+    ticket = services.start_upload(request.user.get_username(), name, content_type=content_type)
+    return JsonResponse(
+        {
+            "id": ticket.image_id,
+            "key": ticket.key,
+            "url": ticket.url,
+            "fields": ticket.fields,
+            "expires_in": ticket.expires_in,
+            "done_url": _done_url(settings.PIPELINE.bucket, ticket.key),
+            "status_url": reverse("api:image-detail", args=[ticket.image_id]),
+            "page_url": reverse("gallery:detail", args=[ticket.image_id]),
+        }
+    )
+
+
+def _done_url(bucket: str, key: str) -> str:
+    """The "received" URL as S3 would redirect to it, for the script to confirm its upload."""
+    return reverse("gallery:upload-done") + "?" + urlencode({"bucket": bucket, "key": key})
+
+
+@login_required
+@require_GET
+def upload_done(request: HttpRequest) -> HttpResponse:
+    """Where S3 sends the browser after a no-JS upload (303 with bucket, key, etag); the script calls it too."""
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    try:
+        record = services.confirm_upload(
+            request.user.get_username(), bucket=request.GET.get("bucket", ""), key=request.GET.get("key", "")
+        )
+    except services.UploadRefused as refused:
+        if wants_json:
+            return JsonResponse({"error": str(refused)}, status=400)
+        return _error_page(request, 400, str(refused))
+    except services.ImageNotFound as missing:
+        if wants_json:
+            return JsonResponse({"error": str(missing)}, status=404)
+        raise Http404(str(missing)) from None
+    pending.remember(request, record.id)
+    if wants_json:
+        return JsonResponse({"id": record.id, "status": record.status.value})
+    return render(request, "gallery/upload_done.html", {"record": record})
+
+
+@require_POST
+def dismiss(request: HttpRequest, image_id: str) -> HttpResponse:
+    """Stop showing a finished (usually failed) upload of one's own as a tile in the gallery."""
+    pending.forget(request, image_id)
+    if "application/json" in request.headers.get("Accept", ""):
+        return JsonResponse({"dismissed": image_id})
+    return redirect("gallery:index")
+
+
+# -- accounts, errors -----------------------------------------------------------------------------
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect("gallery:index")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _error_page(request, 404, "There is no page or image here. It may have been deleted or hidden.")
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _error_page(request, 400, "The request could not be understood.")
+
+
+def _error_page(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    titles = {400: "That link does not work", 404: "Not found"}
+    title = titles.get(status, "Something went wrong")
+    context: dict[str, Any] = {"status": status, "title": title, "message": message}
+    return render(request, "gallery/error.html", context, status=status)
