@@ -52,3 +52,15 @@ def aws(pipeline_settings) -> Iterator:
         clients.s3.create_bucket(Bucket=pipeline_settings.bucket)
         store.create_table(clients.dynamodb, pipeline_settings.table)
         yield clients
+
+
+@pytest.fixture
+def site_aws(aws, settings) -> Iterator:
+    """The Django app on moto: settings.PIPELINE is this test's pipeline settings and gallery.services builds
+    its Aws from them afresh; yields that Aws (count its calls with a botocore hook on its clients)."""
+    from gallery import services
+
+    settings.PIPELINE = aws.settings
+    services.aws.cache_clear()
+    yield services.aws()
+    services.aws.cache_clear()
