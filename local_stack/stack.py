@@ -1,0 +1,266 @@
+"""Start everything, print where it is, stop everything on Ctrl-C (or SIGTERM) with the state saved.
+
+Order matters both ways. Up: emulator, resources, restore, S3 -> SQS wiring, worker, CDN, Django.
+Down: Django (no new uploads), worker (finishes its batch), final snapshot (queues included), CDN, emulator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from local_stack import emulator as aws
+from local_stack.cdn import CdnServer
+from local_stack.config import DUMMY_CREDENTIALS, LOCALHOST, LocalConfig
+from local_stack.lambda_runtime import FunctionSettings, QueueWorker
+from local_stack.snapshot import Snapshot
+from local_stack.template import ACCOUNT_ID, STAGE, StackNames, read_stack_names
+from local_stack.web import AdminLogin, DjangoServer, StackError, admin_login
+from pipeline.config import Settings
+
+log = logging.getLogger("local_stack")
+
+# Variables that could point the stack's processes at real AWS, or at production settings.
+_DROPPED_PREFIXES = ("AWS_ENDPOINT_URL",)
+_DROPPED = {"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "DJANGO_ENV", "DEBUG"}
+# What `LOCAL_AWS=0` needs to find the real resources (the rest has working defaults).
+REAL_AWS_REQUIRED = ("IMAGE_BUCKET", "IMAGE_TABLE", "CDN_URL")
+
+
+def local_environment(base: Mapping[str, str], config: LocalConfig, names: StackNames) -> dict[str, str]:
+    """The environment of the processor and of Django: the shell's, with every AWS endpoint on the emulator
+    and the stack's resource names (IMAGE_BUCKET and IMAGE_TABLE from the shell win, as in a deployment)."""
+    env = {
+        name: value for name, value in base.items() if name not in _DROPPED and not name.startswith(_DROPPED_PREFIXES)
+    }
+    env.setdefault("IMAGE_BUCKET", names.bucket)
+    env.setdefault("IMAGE_TABLE", names.table)
+    settings = Settings.from_env(env)
+    env.update(DUMMY_CREDENTIALS)
+    env.update(
+        AWS_ENDPOINT_URL=config.aws_url,
+        AWS_REGION=settings.region,
+        AWS_DEFAULT_REGION=settings.region,
+        AWS_EC2_METADATA_DISABLED="true",
+        IMAGE_BUCKET=settings.bucket,
+        IMAGE_TABLE=settings.table,
+        PIPELINE_SECRET=settings.secret,
+        CDN_URL=config.cdn_url,
+        API_CORS_ORIGINS=",".join(config.web_origins),
+        DATABASE_URL=f"sqlite:///{config.state_dir / 'db.sqlite3'}",
+    )
+    env.setdefault("POWERTOOLS_SERVICE_NAME", "image-processor")
+    env.setdefault("POWERTOOLS_METRICS_NAMESPACE", f"ImagePipeline/{STAGE}")
+    return env
+
+
+def run(config: LocalConfig, environ: Mapping[str, str]) -> int:
+    stopping = threading.Event()
+    _stop_on_signals(stopping)
+    if config.emulate_aws:
+        return _run_on_emulator(config, environ, stopping)
+    return _run_on_real_aws(config, environ, stopping)
+
+
+def _run_on_emulator(config: LocalConfig, environ: Mapping[str, str], stopping: threading.Event) -> int:
+    template_names = read_stack_names(Settings.from_env(environ).region)
+    env = local_environment(environ, config, template_names)
+    # The processor runs in this process and reads its configuration at import, as it does in Lambda.
+    os.environ.clear()
+    os.environ.update(env)
+    settings = Settings.from_env(env)
+    names = dataclasses.replace(template_names, bucket=settings.bucket, table=settings.table)
+    for port, variable in ((config.aws_port, "LOCAL_AWS_PORT"), (config.cdn_port, "LOCAL_CDN_PORT")):
+        _require_free(port, variable)
+    _require_free(config.web_port, "LOCAL_WEB_PORT")
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    handler = _processor_handler()
+
+    with contextlib.ExitStack() as running:
+        emulator = aws.Emulator(config.aws_port, settings.region)
+        emulator.start()
+        running.callback(emulator.stop)
+        resources = aws.create_resources(emulator, names, settings.region, config.web_origins)
+        snapshot = Snapshot(
+            config.state_dir,
+            s3=emulator.client("s3"),
+            dynamodb=emulator.client("dynamodb"),
+            sqs=emulator.client("sqs"),
+            bucket=names.bucket,
+            table=names.table,
+        )
+        restored = snapshot.restore_storage()
+        # Registered only once the old state is back in: a failed start must not save an empty emulator over it.
+        running.callback(_final_snapshot, snapshot, resources.queue_urls)
+        aws.connect_uploads(emulator, resources)
+        requeued = snapshot.restore_messages(resources.queue_urls)
+
+        cdn = CdnServer(config.cdn_port, emulator.client("s3"), names.bucket)
+        cdn.start()
+        running.callback(cdn.stop)
+        function = FunctionSettings(
+            name=names.processor_function,
+            arn=f"arn:aws:lambda:{settings.region}:{ACCOUNT_ID}:function:{names.processor_function}",
+            batch_size=names.batch_size,
+            timeout_seconds=names.function_timeout_seconds,
+        )
+        worker = QueueWorker(
+            emulator.client("sqs"), resources.queue_url, resources.queue_arn, settings.region, handler, function
+        )
+        worker.start()
+        running.callback(worker.stop, function.timeout_seconds)
+        periodic = _Every(config.snapshot_seconds, snapshot.save)
+        periodic.start()
+        running.callback(periodic.stop)
+
+        login = admin_login(config)
+        web = DjangoServer(config.web_port, env, login)
+        web.start()
+        running.callback(web.stop)
+        if not web.wait_until_ready(stopping):
+            return 0
+        log.info(
+            "restored %d objects, %d table items and %d queued messages from %s",
+            restored.objects,
+            restored.items,
+            requeued,
+            config.state_dir,
+        )
+        _print_banner(config, login, resources)
+        return _serve_until_stopped(web, stopping)
+
+
+def _run_on_real_aws(config: LocalConfig, environ: Mapping[str, str], stopping: threading.Event) -> int:
+    missing = [name for name in REAL_AWS_REQUIRED if not environ.get(name)]
+    if missing:
+        raise StackError(
+            f"LOCAL_AWS=0 runs only Django, against the AWS resources the environment names; set {', '.join(missing)}"
+            " (the stack's outputs: see docs/local.md)"
+        )
+    _require_free(config.web_port, "LOCAL_WEB_PORT")
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    env = {"DATABASE_URL": f"sqlite:///{config.state_dir / 'db.sqlite3'}", **environ}
+    login = admin_login(config)
+    web = DjangoServer(config.web_port, env, login)
+    web.start()
+    try:
+        if not web.wait_until_ready(stopping):
+            return 0
+        _print_banner(config, login, None, environ)
+        return _serve_until_stopped(web, stopping)
+    finally:
+        web.stop()
+
+
+def _serve_until_stopped(web: DjangoServer, stopping: threading.Event) -> int:
+    while not stopping.wait(0.5):
+        code = web.exit_code()
+        if code is not None:
+            log.error("Django stopped on its own (exit code %s); stopping the rest", code)
+            return 1
+    log.info("stopping: Django, then the processor, then a last snapshot")
+    return 0
+
+
+def _processor_handler() -> Callable[[dict[str, Any], Any], Any]:
+    try:
+        from lambdas.image_processor.handler import handler
+    except ImportError as error:
+        raise StackError(f"cannot import the processor (lambdas/image_processor/handler.py): {error}") from error
+    return handler
+
+
+def _final_snapshot(snapshot: Snapshot, queues: dict[str, str]) -> None:
+    try:
+        snapshot.save(queue_urls=queues)
+        log.info("state saved to %s", snapshot.root)
+    except Exception:
+        log.exception("could not save the final snapshot; the last periodic one is kept")
+
+
+class _Every:
+    """Calls ``action`` every ``seconds`` in a thread until stopped; a failure is logged, not fatal."""
+
+    def __init__(self, seconds: int, action: Callable[[], object]) -> None:
+        self.seconds = seconds
+        self.action = action
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="snapshot", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.seconds):
+            try:
+                self.action()
+            except Exception:
+                log.exception("periodic snapshot failed; will try again")
+
+
+def _stop_on_signals(stopping: threading.Event) -> None:
+    def handle(signum: int, _frame: object) -> None:
+        if stopping.is_set():
+            # A second Ctrl-C: stop waiting for the processor or the snapshot.
+            signal.signal(signum, signal.SIG_DFL)
+            raise KeyboardInterrupt
+        stopping.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+def _require_free(port: int, variable: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOCALHOST, port))
+        except OSError:
+            raise StackError(
+                f"port {port} on {LOCALHOST} is in use (another `make run`?): stop that, or set {variable}"
+            ) from None
+
+
+def _print_banner(
+    config: LocalConfig,
+    login: AdminLogin,
+    resources: aws.Resources | None,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    web = config.web_url
+    if login.generated_now:
+        credentials = f"user {login.username}, password {login.password} (saved in {login.source})"
+    else:
+        credentials = f"user {login.username}, password in {login.source}"
+    lines = [
+        "",
+        "Image pipeline running locally" + (" on moto" if resources else " against real AWS") + ":",
+        f"  gallery   {web}/",
+        f"  upload    {web}/upload/",
+        f"  admin     {web}/admin/   ({credentials})",
+        f"  API       {web}/api/images",
+    ]
+    if resources:
+        names = resources.names
+        lines += [
+            f"  CDN       {config.cdn_url}/thumbs/<id>.webp   (the bucket's public/ prefix)",
+            f"  AWS       {config.aws_url}   (moto: bucket {names.bucket}, table {names.table}, queue {names.queue})",
+            f"  try       aws --endpoint-url {config.aws_url} s3 cp photo.jpg s3://{names.bucket}/raw/",
+            f"  state     {config.state_dir} (saved every {config.snapshot_seconds} s and on exit;"
+            " `make clean-local` wipes it)",
+        ]
+    elif environ is not None:
+        lines.append(f"  AWS       bucket {environ.get('IMAGE_BUCKET')}, table {environ.get('IMAGE_TABLE')}")
+    lines += ["Ctrl-C stops everything.", ""]
+    print("\n".join(lines), flush=True)
