@@ -26,7 +26,7 @@ from typing import Final
 from pipeline import imaging, keys, records
 from pipeline.config import Settings
 from pipeline.records import ImageRecord, Rendition, Status
-from pipeline.store import ImageStore, ObjectHead, ObjectMissing, ObjectStore
+from pipeline.store import ImageStore, ObjectMissing, ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ class ObjectCreated:
     sequencer: str | None = None
     # The ETag as S3 events carry it (no quotes); None when the event has none.
     etag: str | None = None
-    size: int | None = None
 
 
 class Result(StrEnum):
@@ -55,8 +54,8 @@ class Result(StrEnum):
 class Reason(StrEnum):
     """Low-cardinality codes: the ``reason`` metric dimension and a log field. People read ``Outcome.detail``."""
 
-    # failed
-    TOO_MANY_BYTES = "TooManyBytes"
+    # failed (besides the class names of imaging's rejections)
+    TOO_LARGE = "TooLarge"  # the same code imaging uses for too many pixels or frames: one alarm covers all
     PROCESSING_ERROR = "ProcessingError"  # imaging raised something it should have mapped; logged with traceback
     # skipped
     NOT_RAW = "NotRaw"
@@ -153,14 +152,14 @@ class _Job:
             return self.outcome(Result.SKIPPED, Reason.OBJECT_MISSING, detail)
         self.etag = _bare_etag(head.etag)
 
-        skipped = self.claim(head)
+        skipped = self.claim()
         if skipped:
             return skipped
 
         limit = self.settings.imaging.max_bytes
         if head.size > limit:
-            reason = f"The file is {_megabytes(head.size)}; the largest accepted upload is {_megabytes(limit)}."
-            return self.fail(Reason.TOO_MANY_BYTES, reason, byte_size=head.size)
+            reason = f"file is {_megabytes(head.size)}, the limit is {_megabytes(limit)}"
+            return self.fail(Reason.TOO_LARGE, reason, byte_size=head.size)
 
         try:
             source = self.objects.read(event.key, if_match=head.etag)
@@ -176,14 +175,14 @@ class _Job:
             # A decoder bug must not loop through retries into the DLQ with the record stuck in `processing`:
             # the same bytes would fail the same way. Log it loudly and record a failure.
             log.exception("imaging failed unexpectedly", extra={"image_id": self.image_id, "raw_key": event.key})
-            reason = "The image could not be processed because of an internal error."
+            reason = "the image could not be processed because of an internal error"
             return self.fail(Reason.PROCESSING_ERROR, reason, source=source)
 
         return self.finish(processed, source)
 
     # -- steps -------------------------------------------------------------------------------------
 
-    def claim(self, head: ObjectHead) -> Outcome | None:
+    def claim(self) -> Outcome | None:
         """Mark the record ``processing`` for this event, or say why this event must not touch it."""
         event = self.event
         refused: list[Outcome] = []

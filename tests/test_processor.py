@@ -19,7 +19,7 @@ from lambda_context import FakeLambdaContext
 from PIL import Image, ImageChops, ImageStat
 
 from lambdas.image_processor import handler as processor_lambda
-from pipeline import keys, records
+from pipeline import keys, processing, records
 from pipeline.processing import ImageProcessor
 from pipeline.records import ImageRecord, Status
 from pipeline.store import IMMUTABLE_CACHE_CONTROL
@@ -521,7 +521,7 @@ def test_file_over_the_byte_limit_is_refused_without_downloading_it(events, aws,
     record = record_for(aws, pipeline_settings, "raw/big.jpg")
     assert reads == []
     assert record.status is Status.FAILED
-    assert "largest accepted upload is 0.1 MB" in record.failure_reason
+    assert record.failure_reason == "file is 0.2 MB, the limit is 0.1 MB"
     assert record.byte_size == 161_713
     assert public_keys(aws, pipeline_settings) == []
 
@@ -581,6 +581,21 @@ def test_odd_but_valid_file_ends_ready_with_four_outputs(events, aws, pipeline_s
     assert record.status is Status.READY
     assert public_keys(aws, pipeline_settings) == sorted(r.key for r in record.renditions)
     assert len(record.renditions) == 4
+
+
+def test_unexpected_imaging_error_fails_the_record_instead_of_retrying_forever(
+    events, aws, pipeline_settings, monkeypatch
+):
+    def decoder_bug(source: bytes, settings: Any) -> None:
+        raise IndexError("a decoder bug")  # what no rejection class covers
+
+    monkeypatch.setattr(processing.imaging, "process_image", decoder_bug)
+    deliver(events.put("raw/bug.jpg", PHOTOS / "Canon_40D.jpg"), events)
+
+    record = record_for(aws, pipeline_settings, "raw/bug.jpg")
+    assert record.status is Status.FAILED
+    assert "internal error" in record.failure_reason
+    assert public_keys(aws, pipeline_settings) == []
 
 
 # -- failures that must be retried, and SQS batches --------------------------------------------------------

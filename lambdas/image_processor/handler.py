@@ -89,7 +89,6 @@ def object_created(s3_record: S3EventRecord) -> ObjectCreated | None:
         key=unquote_plus(s3_object.key),
         sequencer=s3_object.get("sequencer") or None,
         etag=s3_object.etag or None,
-        size=s3_object.get("size"),
     )
 
 
