@@ -199,7 +199,7 @@ def check_byte_size(byte_count: int, settings: ImagingSettings) -> None:
     if byte_count == 0:
         raise CorruptImage("the file is empty")
     if byte_count > settings.max_bytes:
-        raise TooLarge(f"file is {_megabytes(byte_count)}, the limit is {_megabytes(settings.max_bytes)}")
+        raise TooLarge(f"file is {_human_bytes(byte_count)}, the limit is {_human_bytes(settings.max_bytes)}")
 
 
 def _check_pixels(size: tuple[int, int], settings: ImagingSettings) -> None:
@@ -220,7 +220,11 @@ def _frame_count(opened: Image.Image, settings: ImagingSettings) -> int:
     return frames
 
 
-def _megabytes(count: int) -> str:
+def _human_bytes(count: int) -> str:
+    if count < 1000:
+        return f"{count} bytes"
+    if count < 1_000_000:
+        return f"{count / 1000:.1f} KB"
     return f"{count / 1_000_000:.1f} MB"
 
 
@@ -314,10 +318,13 @@ def _normalise_mode(picture: Image.Image, notes: list[str]) -> Image.Image:
 
 
 def _scale_to_l(picture: Image.Image) -> Image.Image:
-    low, high = picture.getextrema()
-    if high <= 255 and low >= 0:
-        return picture.convert("L")
-    return picture.convert("F").point(lambda v: v * 255 / max(high, 1)).convert("L")
+    """32-bit integer or float greys to 8 bits, reading the full scale off the data: 1.0, 255, 65535 or its maximum."""
+    _low, high = picture.getextrema()
+    full_scale = next(
+        (scale for scale in (1.0, 255, 65535) if high <= scale and (scale != 1.0 or picture.mode == "F")), high
+    )
+    factor = 255 / max(full_scale, 1e-9)
+    return picture.convert("F").point(lambda v: v * factor).convert("L")
 
 
 def _resize(picture: Image.Image, size: tuple[int, int]) -> Image.Image:

@@ -1,0 +1,113 @@
+"""Every file in the hostile corpus ends in renditions or in a typed rejection with a reason, never anything else.
+
+The expected outcomes follow ../shared/corpus/hostile/README.md, file by file.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from conftest import HOSTILE
+from PIL import Image
+
+from pipeline.config import ImagingSettings
+from pipeline.imaging import CorruptImage, ImageRejected, TooLarge, UnsupportedFormat, process_image
+
+DEFAULTS = ImagingSettings()
+
+# file -> (detected format, frames, displayed width x height)
+READY = {
+    "app13-multiple.jpg": ("JPEG", 1, (256, 160)),
+    "chi.gif": ("GIF", 31, (320, 240)),
+    "i_trns.png": ("PNG", 1, (64, 64)),
+    "iss634.apng": ("PNG", 41, (245, 245)),
+    "iss634.webp": ("WEBP", 42, (245, 245)),
+    "made-displayp3-icc.jpg": ("JPEG", 1, (128, 128)),
+    "made-huge-exif-orient6.jpg": ("JPEG", 1, (64, 128)),  # stored 128x64, orientation 6
+    "old-style-jpeg-compression.tif": ("TIFF", 1, (4160, 870)),
+    "p_trns_single.png": ("PNG", 1, (64, 64)),
+    "pil_sample_cmyk.jpg": ("JPEG", 1, (100, 100)),
+    "star.avifs": ("AVIF", 5, (159, 159)),
+    "sugarshack.mpo": ("MPO", 2, (640, 480)),
+    "uncompressed_la.png": ("PNG", 1, (128, 128)),
+}
+
+# file -> (rejection type, the reason it records)
+REJECTED = {
+    "crash-2020-10-test.tif": (CorruptImage, "the TIFF data is corrupt or truncated (Missing dimensions)"),
+    "decompression_bomb.gif": (TooLarge, "image claims 4,364,696,535 pixels, more than can be processed safely"),
+    "made-bomb-warning-12000x12000.png": (TooLarge, "image is 12000x12000 pixels, the limit is 100 megapixels"),
+    "made-empty.jpg": (CorruptImage, "the file is empty"),
+    "made-svg-script.jpg": (UnsupportedFormat, "unsupported format: SVG"),
+    "png_decompression_dos.png": (
+        CorruptImage,
+        "the PNG data is corrupt or truncated (Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK)",
+    ),
+    # The README expects "too many pixels"; BMP is not on the allow-list, so it is refused before its header is read.
+    "reallybig.bmp": (UnsupportedFormat, "unsupported format: BMP"),
+    "truncated_image.png": (CorruptImage, "the PNG data is corrupt or truncated (image file is truncated)"),
+    "truncated_jpeg.jpg": (
+        CorruptImage,
+        "the JPEG data is corrupt or truncated (image file is truncated (8 bytes not processed))",
+    ),
+    # Never handed to Ghostscript: EPS is not on the allow-list.
+    "zero_bb.eps": (UnsupportedFormat, "unsupported format: PostScript/EPS"),
+}
+
+
+def test_every_hostile_file_has_an_expected_outcome():
+    on_disk = {path.name for path in HOSTILE.iterdir() if path.name != "README.md"}
+    assert on_disk == READY.keys() | REJECTED.keys()
+
+
+@pytest.mark.parametrize("name", sorted(READY))
+def test_hostile_file_is_processed(name):
+    fmt, frames, size = READY[name]
+
+    result = process_image((HOSTILE / name).read_bytes(), DEFAULTS)
+
+    assert (result.facts.format, result.facts.frames) == (fmt, frames)
+    assert (result.facts.width, result.facts.height) == size
+    assert len(result.renditions) == 4
+    for rendition in result.renditions:
+        out = Image.open(io.BytesIO(rendition.data))
+        out.load()
+        assert out.size == (rendition.width, rendition.height)
+        assert max(out.size) <= (DEFAULTS.optimized_size if rendition.name == "optimized" else DEFAULTS.thumb_size)
+        assert out.mode in ("RGB", "RGBA")
+        assert not out.getexif()
+        assert getattr(out, "n_frames", 1) == 1  # a still: the first frame of an animation
+
+
+@pytest.mark.parametrize("name", sorted(REJECTED))
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # the warning-zone PNG warns on open
+@pytest.mark.filterwarnings("ignore:Tag data larger than file:UserWarning")  # the fuzzed TIFF's tags
+def test_hostile_file_is_rejected_with_a_reason(name):
+    expected_type, reason = REJECTED[name]
+
+    with pytest.raises(ImageRejected) as rejected:
+        process_image((HOSTILE / name).read_bytes(), DEFAULTS)
+
+    assert type(rejected.value) is expected_type
+    assert rejected.value.reason == reason
+
+
+def test_animations_are_noted_as_first_frame_only():
+    result = process_image((HOSTILE / "chi.gif").read_bytes(), DEFAULTS)
+
+    assert "animated GIF: first of 31 frames used" in result.facts.notes
+
+
+def test_iptc_and_multi_picture_segments_are_not_copied():
+    for name in ("app13-multiple.jpg", "sugarshack.mpo"):
+        for rendition in process_image((HOSTILE / name).read_bytes(), DEFAULTS).renditions:
+            assert b"Photoshop 3.0" not in rendition.data  # APP13 / IPTC
+            assert b"MPF\x00" not in rendition.data  # APP2 multi-picture index
+
+
+def test_mpo_reports_a_jpeg_mime_type():
+    result = process_image((HOSTILE / "sugarshack.mpo").read_bytes(), DEFAULTS)
+
+    assert result.facts.mime == "image/jpeg"
+    assert "multi-picture JPEG: first of 2 pictures used" in result.facts.notes
