@@ -4,7 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench package deploy clean clean-local
+.PHONY: run test lint bench package deploy destroy clean clean-local
+STAGE ?= dev
+CHECKOV := .venv-checkov/.installed
+ZAPPA := .venv-zappa/.installed
 
 $(STAMP): requirements/lambda.txt requirements/app.txt requirements/dev.txt requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,21 +15,41 @@ $(STAMP): requirements/lambda.txt requirements/app.txt requirements/dev.txt requ
 	$(PY) -m pip install --quiet -r requirements/dev.txt -c requirements/constraints.txt
 	touch $(STAMP)
 
+# checkov and Zappa get venvs of their own: checkov's pins clash with ours, and Zappa zips the venv it runs in.
+$(CHECKOV): requirements/checkov.txt
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet -r requirements/checkov.txt && touch $@
+
+$(ZAPPA): requirements/zappa.txt requirements/app.txt requirements/lambda.txt requirements/constraints.txt
+	test -x .venv-zappa/bin/python || $(PYTHON) -m venv .venv-zappa
+	.venv-zappa/bin/pip install --quiet -r requirements/zappa.txt -c requirements/constraints.txt && touch $@
+
 run: $(STAMP)
 	$(PY) -m local_stack
 
 test: $(STAMP) lint
 	$(PY) -m pytest
 
-lint: $(STAMP)
+lint: $(STAMP) $(CHECKOV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/cfn-lint infra/*.yaml
+	.venv-checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -d infra
 
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+package: $(STAMP)
+	$(PY) -m infra.package
+
+deploy: $(STAMP) $(ZAPPA) package
+	$(PY) -m infra.deploy deploy --stage $(STAGE) --alert-email "$(ALERT_EMAIL)"
+
+destroy: $(STAMP) $(ZAPPA)
+	$(PY) -m infra.deploy destroy --stage $(STAGE) $(if $(filter yes,$(DELETE_DATA)),--delete-data)
 
 clean-local:
 	rm -rf .local
 
 clean: clean-local
-	rm -rf $(VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .venv-zappa build .pytest_cache .ruff_cache

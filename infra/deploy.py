@@ -1,0 +1,450 @@
+"""`make deploy` / `make destroy`: the CloudFormation stack, the Lambda zips and the Zappa-deployed Django app.
+
+deploy, in order: artifacts bucket -> upload the zips `make package` built and the template -> create or update
+the stack and wait -> read its outputs -> write the app's secrets to Zappa's remote env file -> render
+zappa_settings.json's placeholders from the outputs -> `zappa deploy|update` -> `zappa manage migrate` and
+`collectstatic`. On the very first deploy the app's origin (Zappa's API Gateway URL) is unknown until Zappa has
+created it, so the stack and the app are updated once more with it (CORS and ALLOWED_HOSTS need it).
+
+Uses boto3 only (the AWS CLI is not a dependency) and the Zappa in .venv-zappa, a venv holding just the web
+app's requirements, because Zappa zips the venv it runs in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import string
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+TEMPLATE: Final = ROOT / "infra" / "pipeline.yaml"
+ZAPPA_SETTINGS: Final = ROOT / "zappa_settings.json"
+RENDERED_ZAPPA_SETTINGS: Final = ROOT / "build" / "zappa_settings.json"
+ZAPPA_VENV: Final = ROOT / ".venv-zappa"
+APP_NAME: Final = "image-pipeline"
+# Used for CORS and ALLOWED_HOSTS only during the first deploy, before Zappa has created the app's URL.
+PENDING_ORIGIN: Final = "https://first-deploy.invalid"
+STAGES: Final = ("dev", "prod")
+ORIGIN_PATTERN: Final = re.compile(r"https?://[^/]+")
+EMAIL_PATTERN: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+class DeployError(RuntimeError):
+    """Something a person has to fix before deploying; the message says what."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one stage lives: names derived from the app, the stage, the account and the region."""
+
+    stage: str
+    region: str
+    account: str
+    app_name: str = APP_NAME
+
+    @property
+    def stack_name(self) -> str:
+        return f"{self.app_name}-{self.stage}"
+
+    @property
+    def artifact_bucket(self) -> str:
+        return f"{self.app_name}-artifacts-{self.account}-{self.region}"
+
+    @property
+    def web_function(self) -> str:
+        # Zappa names its function <project_name>-<stage>; zappa_settings.json's project_name is <app>-web.
+        return f"{self.app_name}-web-{self.stage}"
+
+    @property
+    def remote_env_key(self) -> str:
+        return f"zappa/{self.stage}/remote-env.json"
+
+
+# -- pure parts (tested without AWS) ---------------------------------------------------------------------------
+
+
+def placeholders(settings: Any) -> set[str]:
+    """Every ``${NAME}`` in the Zappa settings."""
+    if isinstance(settings, dict):
+        return set().union(*(placeholders(value) for value in settings.values()))
+    if isinstance(settings, list):
+        return set().union(*(placeholders(value) for value in settings))
+    if isinstance(settings, str):
+        return {match[1] or match[2] for match in string.Template.pattern.findall(settings) if match[1] or match[2]}
+    return set()
+
+
+def render(settings: Any, values: Mapping[str, str]) -> Any:
+    """The settings with every ``${NAME}`` replaced; a placeholder without a value is an error, never left in."""
+    if isinstance(settings, dict):
+        return {key: render(value, values) for key, value in settings.items()}
+    if isinstance(settings, list):
+        return [render(value, values) for value in settings]
+    if isinstance(settings, str):
+        try:
+            return string.Template(settings).substitute(values)
+        except KeyError as missing:
+            raise DeployError(
+                f"zappa_settings.json uses ${{{missing.args[0]}}}, which deploy.py does not fill"
+            ) from None
+    return settings
+
+
+def zappa_values(target: Target, outputs: Mapping[str, str], app_origin: str, api_host: str | None) -> dict[str, str]:
+    """The placeholder values for one stage, from the stack's outputs and the app's origin."""
+    hosts = {host for host in (api_host, app_origin.split("://", 1)[1]) if host and host != "first-deploy.invalid"}
+    return {
+        "STAGE": target.stage,
+        "AWS_REGION": target.region,
+        "ARTIFACT_BUCKET": target.artifact_bucket,
+        "WEB_APP_ROLE_ARN": outputs["WebAppRoleArn"],
+        "IMAGE_BUCKET": outputs["ImageBucketName"],
+        "IMAGE_TABLE": outputs["ImageTableName"],
+        "CDN_URL": outputs["CdnUrl"],
+        "API_URL": outputs["ApiUrl"],
+        "APP_ORIGIN": app_origin,
+        # Django refuses every request until the second pass of a first deploy fills in the real host.
+        "ALLOWED_HOSTS": ",".join(sorted(hosts)) or "first-deploy.invalid",
+    }
+
+
+def stack_parameters(target: Target, alert_email: str, app_origin: str, code_keys: Mapping[str, str]) -> list[dict]:
+    values = {
+        "Stage": target.stage,
+        "AppName": target.app_name,
+        "AlertEmail": alert_email,
+        "AppOrigin": app_origin,
+        "ArtifactBucket": target.artifact_bucket,
+        "ProcessorCodeKey": code_keys["image-processor"],
+        "ApiCodeKey": code_keys["image-api"],
+    }
+    return [{"ParameterKey": key, "ParameterValue": value} for key, value in values.items()]
+
+
+def check_arguments(stage: str, alert_email: str | None, app_origin: str | None) -> None:
+    if stage not in STAGES:
+        raise DeployError(f"STAGE must be one of {', '.join(STAGES)}, got {stage!r}")
+    if alert_email is not None and not EMAIL_PATTERN.fullmatch(alert_email):
+        raise DeployError(f"ALERT_EMAIL must be an e-mail address (alarms go there), got {alert_email!r}")
+    if app_origin and not ORIGIN_PATTERN.fullmatch(app_origin):
+        raise DeployError(
+            f"APP_ORIGIN must be scheme and host only, like https://gallery.example.com; got {app_origin!r}"
+        )
+
+
+# -- AWS ---------------------------------------------------------------------------------------------------------
+
+
+class Deployment:
+    """One stage's deployment, driven through boto3 clients of one session."""
+
+    def __init__(self, session: Any, stage: str) -> None:
+        if not session.region_name:
+            raise DeployError("No AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)")
+        account = session.client("sts").get_caller_identity()["Account"]
+        self.target = Target(stage=stage, region=session.region_name, account=account)
+        self.s3 = session.client("s3")
+        self.cloudformation = session.client("cloudformation")
+        self.secrets = session.client("secretsmanager")
+        self.lambda_ = session.client("lambda")
+        self.apigateway = session.client("apigateway")
+
+    # artifacts
+
+    def ensure_artifact_bucket(self) -> None:
+        bucket = self.target.artifact_bucket
+        try:
+            self.s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=self.target.account)
+            return
+        except self.s3.exceptions.ClientError as error:
+            if error.response["Error"]["Code"] not in {"404", "NoSuchBucket"}:
+                raise DeployError(f"s3://{bucket} exists but is not usable by this account: {error}") from error
+        print(f"creating s3://{bucket} for Lambda zips, templates and Zappa's packages")
+        location = {} if self.target.region == "us-east-1" else {"LocationConstraint": self.target.region}
+        self.s3.create_bucket(Bucket=bucket, **({"CreateBucketConfiguration": location} if location else {}))
+        self.s3.get_waiter("bucket_exists").wait(Bucket=bucket)
+        self.s3.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        self.s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        tls_only = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }
+        self.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only))
+        # Old zips and templates are only needed for a rollback soon after a deploy.
+        self.s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={
+                "Rules": [
+                    {"ID": "expire-old-lambda-zips", "Status": "Enabled", "Filter": {"Prefix": "lambda/"},
+                     "Expiration": {"Days": 90}},
+                    {"ID": "expire-old-templates", "Status": "Enabled", "Filter": {"Prefix": "templates/"},
+                     "Expiration": {"Days": 90}},
+                ]
+            },
+        )  # fmt: skip
+
+    def upload(self, path: Path, prefix: str) -> str:
+        """Upload under a content-addressed key (so CloudFormation sees a change exactly when the bytes change)."""
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        key = f"{prefix}/{path.stem}-{digest}{path.suffix}"
+        self.s3.upload_file(str(path), self.target.artifact_bucket, key)
+        return key
+
+    # stack
+
+    def deploy_stack(self, parameters: list[dict]) -> dict[str, str]:
+        """Create or update the stack through a change set, wait, and return its outputs."""
+        cloudformation, name = self.cloudformation, self.target.stack_name
+        template_key = self.upload(TEMPLATE, "templates")
+        template_url = f"https://{self.target.artifact_bucket}.s3.{self.target.region}.amazonaws.com/{template_key}"
+        status = self._stack_status()
+        if status == "ROLLBACK_COMPLETE":
+            # A first create that failed leaves an empty stack that can only be deleted.
+            print(f"stack {name}: deleting the failed first attempt")
+            cloudformation.delete_stack(StackName=name)
+            cloudformation.get_waiter("stack_delete_complete").wait(StackName=name)
+            status = None
+        exists = status not in {None, "REVIEW_IN_PROGRESS"}
+        change_set = f"deploy-{template_key.rsplit('-', 1)[-1].split('.')[0]}-{os.getpid()}"
+        cloudformation.create_change_set(
+            StackName=name,
+            ChangeSetName=change_set,
+            ChangeSetType="UPDATE" if exists else "CREATE",
+            TemplateURL=template_url,
+            Parameters=parameters,
+            Capabilities=["CAPABILITY_IAM"],
+            Tags=[{"Key": "app", "Value": self.target.app_name}, {"Key": "stage", "Value": self.target.stage}],
+        )
+        try:
+            cloudformation.get_waiter("change_set_create_complete").wait(
+                StackName=name, ChangeSetName=change_set, WaiterConfig={"Delay": 5, "MaxAttempts": 120}
+            )
+        except Exception as error:
+            described = cloudformation.describe_change_set(StackName=name, ChangeSetName=change_set)
+            reason = described.get("StatusReason", "")
+            if "didn't contain changes" in reason or "No updates" in reason:
+                cloudformation.delete_change_set(StackName=name, ChangeSetName=change_set)
+                print(f"stack {name}: no changes")
+                return self.outputs()
+            raise DeployError(f"CloudFormation refused the change set for {name}: {reason}") from error
+        print(f"stack {name}: {'updating' if exists else 'creating'} (CloudFront takes 5-15 minutes)...")
+        cloudformation.execute_change_set(StackName=name, ChangeSetName=change_set)
+        waiter = "stack_update_complete" if exists else "stack_create_complete"
+        try:
+            cloudformation.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": 15, "MaxAttempts": 240})
+        except Exception as error:
+            raise DeployError(f"stack {name} failed: {self._first_failure()}") from error
+        return self.outputs()
+
+    def outputs(self) -> dict[str, str]:
+        stack = self.cloudformation.describe_stacks(StackName=self.target.stack_name)["Stacks"][0]
+        return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+
+    def _stack_status(self) -> str | None:
+        try:
+            stack = self.cloudformation.describe_stacks(StackName=self.target.stack_name)["Stacks"][0]
+        except self.cloudformation.exceptions.ClientError as error:
+            if "does not exist" in str(error):
+                return None
+            raise
+        return stack["StackStatus"]
+
+    def _first_failure(self) -> str:
+        events = self.cloudformation.describe_stack_events(StackName=self.target.stack_name)["StackEvents"]
+        failed = [e for e in events if e["ResourceStatus"].endswith("_FAILED")]
+        if not failed:
+            return "see the stack's events in the console"
+        first = failed[-1]
+        return f"{first['LogicalResourceId']}: {first.get('ResourceStatusReason', 'no reason given')}"
+
+    # the Django app
+
+    def write_remote_env(self, outputs: Mapping[str, str], database_url: str) -> None:
+        """Secrets for Zappa's remote_env: an encrypted object only the app's role may read, never a file here."""
+        secrets = {
+            "SECRET_KEY": self._secret(outputs["DjangoSecretKeyArn"]),
+            "PIPELINE_SECRET": self._secret(outputs["PipelineSecretArn"]),
+            "DATABASE_URL": database_url,
+        }
+        self.s3.put_object(
+            Bucket=self.target.artifact_bucket,
+            Key=self.target.remote_env_key,
+            Body=json.dumps(secrets).encode(),
+            ContentType="application/json",
+            ServerSideEncryption="AES256",
+        )
+
+    def _secret(self, arn: str) -> str:
+        return self.secrets.get_secret_value(SecretId=arn)["SecretString"]
+
+    def web_app_exists(self) -> bool:
+        try:
+            self.lambda_.get_function(FunctionName=self.target.web_function)
+        except self.lambda_.exceptions.ResourceNotFoundException:
+            return False
+        return True
+
+    def web_app_host(self) -> str | None:
+        """The host of the REST API Zappa created for the app (named after its function), if any."""
+        for page in self.apigateway.get_paginator("get_rest_apis").paginate():
+            for api in page["items"]:
+                if api["name"] == self.target.web_function:
+                    return f"{api['id']}.execute-api.{self.target.region}.amazonaws.com"
+        return None
+
+
+def write_zappa_settings(values: Mapping[str, str]) -> Path:
+    rendered = render(json.loads(ZAPPA_SETTINGS.read_text()), values)
+    RENDERED_ZAPPA_SETTINGS.parent.mkdir(parents=True, exist_ok=True)
+    RENDERED_ZAPPA_SETTINGS.write_text(json.dumps(rendered, indent=4))
+    return RENDERED_ZAPPA_SETTINGS
+
+
+def zappa(*arguments: str) -> None:
+    executable = ZAPPA_VENV / "bin" / "zappa"
+    if not executable.exists():
+        raise DeployError(f"{executable} is missing: run `make deploy` (it builds .venv-zappa) rather than this script")
+    environment = {**os.environ, "VIRTUAL_ENV": str(ZAPPA_VENV), "PATH": f"{ZAPPA_VENV / 'bin'}:{os.environ['PATH']}"}
+    print("+ zappa " + " ".join(arguments), flush=True)
+    result = subprocess.run([str(executable), *arguments], cwd=ROOT, env=environment, check=False)
+    if result.returncode != 0:
+        raise DeployError(f"`zappa {' '.join(arguments)}` failed (exit {result.returncode}); its output is above")
+
+
+def deploy(session: Any, stage: str, alert_email: str, app_origin: str | None, database_url: str | None) -> None:
+    from infra.package import PACKAGES
+
+    check_arguments(stage, alert_email, app_origin)
+    if not database_url:
+        raise DeployError("DATABASE_URL is not set: Django's tables need PostgreSQL (postgres://user:pass@host/db)")
+    missing = [str(p.zip_path.relative_to(ROOT)) for p in PACKAGES if not p.zip_path.exists()]
+    if missing:
+        raise DeployError(f"{', '.join(missing)} missing: run `make package` first")
+
+    deployment = Deployment(session, stage)
+    target = deployment.target
+    deployment.ensure_artifact_bucket()
+    code_keys = {p.name: deployment.upload(p.zip_path, "lambda") for p in PACKAGES}
+
+    api_host = deployment.web_app_host()
+    origin = app_origin or (f"https://{api_host}" if api_host else None)
+    outputs = deployment.deploy_stack(stack_parameters(target, alert_email, origin or PENDING_ORIGIN, code_keys))
+    deployment.write_remote_env(outputs, database_url)
+    settings = write_zappa_settings(zappa_values(target, outputs, origin or PENDING_ORIGIN, api_host))
+    zappa("update" if deployment.web_app_exists() else "deploy", stage, "-s", str(settings))
+
+    if origin is None:
+        # First deploy: now that Zappa has made the app's URL, give it to CORS, ALLOWED_HOSTS and CSRF.
+        api_host = deployment.web_app_host()
+        if not api_host:
+            raise DeployError(f"Zappa deployed but no REST API named {target.web_function} exists; see its output")
+        origin = f"https://{api_host}"
+        outputs = deployment.deploy_stack(stack_parameters(target, alert_email, origin, code_keys))
+        settings = write_zappa_settings(zappa_values(target, outputs, origin, api_host))
+        zappa("update", stage, "-s", str(settings))
+
+    zappa("manage", stage, "migrate", "-s", str(settings))
+    zappa("manage", stage, "collectstatic --noinput", "-s", str(settings))
+    print(
+        f"\n{target.stack_name} is up.\n"
+        f"  app:  https://{api_host}/{stage}/  (origin {origin})\n"
+        f"  CDN:  {outputs['CdnUrl']}\n  API:  {outputs['ApiUrl']}/images\n"
+        f"  Confirm the SNS subscription e-mail sent to {alert_email}, or no alarm will reach you."
+    )
+
+
+def destroy(session: Any, stage: str, delete_data: bool) -> None:
+    """Undeploy the app, then delete the stack. The images and the table go only with --delete-data."""
+    check_arguments(stage, None, None)
+    deployment = Deployment(session, stage)
+    target = deployment.target
+    status = deployment._stack_status()
+    if status is None:
+        print(f"stack {target.stack_name} does not exist")
+        return
+    outputs = deployment.outputs()
+    if deployment.web_app_exists():
+        api_host = deployment.web_app_host()
+        origin = f"https://{api_host}" if api_host else PENDING_ORIGIN
+        settings = write_zappa_settings(zappa_values(target, outputs, origin, api_host))
+        zappa("undeploy", stage, "--yes", "-s", str(settings))
+    if not delete_data:
+        print(
+            f"The app is undeployed. The stack and its data (s3://{outputs['ImageBucketName']}, table "
+            f"{outputs['ImageTableName']}) are kept: `make destroy STAGE={stage} DELETE_DATA=yes` deletes them."
+        )
+        return
+    empty_bucket(session.resource("s3").Bucket(outputs["ImageBucketName"]))
+    session.client("dynamodb").update_table(TableName=outputs["ImageTableName"], DeletionProtectionEnabled=False)
+    deployment.s3.delete_object(Bucket=target.artifact_bucket, Key=target.remote_env_key)
+    deployment.cloudformation.delete_stack(StackName=target.stack_name)
+    print(f"stack {target.stack_name}: deleting...")
+    deployment.cloudformation.get_waiter("stack_delete_complete").wait(
+        StackName=target.stack_name, WaiterConfig={"Delay": 15, "MaxAttempts": 240}
+    )
+    print(f"stack {target.stack_name} deleted (s3://{target.artifact_bucket} is kept for the other stage)")
+
+
+def empty_bucket(bucket: Any) -> None:
+    """Delete every object version and delete marker (a versioned bucket is not empty until then)."""
+    bucket.object_versions.delete()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import boto3
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("deploy", help="create or update a stage")
+    up.add_argument("--stage", default="dev")
+    up.add_argument("--alert-email", required=True)
+    up.add_argument("--app-origin", default=os.environ.get("APP_ORIGIN") or None)
+    down = commands.add_parser("destroy", help="undeploy the app and delete the stack")
+    down.add_argument("--stage", default="dev")
+    down.add_argument("--delete-data", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        session = boto3.session.Session()
+        if args.command == "deploy":
+            deploy(session, args.stage, args.alert_email, args.app_origin, os.environ.get("DATABASE_URL"))
+        else:
+            destroy(session, args.stage, args.delete_data)
+    except DeployError as error:
+        print(f"make {args.command}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
