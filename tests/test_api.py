@@ -22,7 +22,10 @@ from pipeline.store import Aws, ImageStore
 
 GALLERY_ORIGIN = "http://127.0.0.1:8000"  # one of the default API_CORS_ORIGINS
 BASE_TIME = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
-INTERNAL_FIELDS = ("raw_key", "owner", "revision", "sequencer", "source_etag", "expires_at", "listed_pk", "IMAGE#")
+INTERNAL_FIELDS = (
+    *("raw_key", "file_name", "owner", "revision", "sequencer", "source_etag", "expires_at", "history"),
+    *('"pk"', '"sk"', "created_sk", "IMAGE#", "TAG#", '"S":', '"N":'),
+)
 
 
 # -- seeding through the core's own store ------------------------------------------------------------------
@@ -277,6 +280,17 @@ def test_document_describes_the_image_with_versioned_cdn_urls(store, pipeline_se
     )
 
 
+def test_srcset_has_one_candidate_per_width_when_a_small_source_makes_equal_renditions(store):
+    small = ready_record(1)
+    same_size = tuple(dataclasses.replace(r, width=320, height=240) for r in small.renditions)
+    record = store.create(small.replace(renditions=same_size, width=320, height=240))
+
+    srcset = get(f"/images/{record.id}").json["srcset"]
+
+    assert [candidate.rsplit(" ", 1)[1] for candidate in srcset["webp"].split(", ")] == ["320w"]
+    assert [candidate.rsplit(" ", 1)[1] for candidate in srcset["jpeg"].split(", ")] == ["320w"]
+
+
 def test_reupload_of_the_same_image_gets_new_rendition_urls(store):
     record = store.create(ready_record(1, sha256="1" * 64))
     before = get(f"/images/{record.id}").json
@@ -293,7 +307,7 @@ def test_document_leaks_no_internals(store):
 
     text = get(f"/images/{record.id}").text + get("/images").text
 
-    for secret in (*INTERNAL_FIELDS, record.raw_key, "alice", record.source_sequencer, "public/"):
+    for secret in (*INTERNAL_FIELDS, record.raw_key, record.file_name, "alice", record.source_sequencer, "public/"):
         assert secret not in text
 
 
