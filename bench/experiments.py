@@ -30,6 +30,11 @@ def render_webp_method_1(source: bytes, settings: ImagingSettings) -> list[Outpu
     return project.render(source, dataclasses.replace(settings, webp_method=1))
 
 
+def render_webp_quality_90(source: bytes, settings: ImagingSettings) -> list[Output]:
+    """WebP at quality 90: what it costs in bytes for WebP to match the JPEG's PSNR."""
+    return project.render(source, dataclasses.replace(settings, webp_quality=90))
+
+
 def render_serial(source: bytes, settings: ImagingSettings) -> list[Output]:
     """The four encodes on the calling thread: what the project's encoder threads buy."""
     _install_once("serial", project.profile_serially)

@@ -34,6 +34,7 @@ STRATEGIES: dict[str, str] = {
 # Prototypes for pipeline/imaging.py (bench/experiments.py): run only when named with --strategies.
 EXPERIMENTS: dict[str, str] = {
     "project-webp-m1": "bench.experiments:render_webp_method_1",
+    "project-webp-q90": "bench.experiments:render_webp_quality_90",
     "project-serial": "bench.experiments:render_serial",
     "project-vips-webp": "bench.experiments:render_webp_through_libvips",
 }

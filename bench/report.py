@@ -18,6 +18,11 @@ def render(results: dict[str, Any]) -> str:
         "",
         "Throughput and memory (each strategy in its own process)",
     ]
+    versions = {s.get("code_version") for s in strategies.values()}
+    if len(versions) > 1:
+        lines.append(
+            "  WARNING: pipeline/imaging.py changed during the run: strategies did not all run the same project code"
+        )
     busy = {name: s["load_average"] for name, s in strategies.items() if max(s.get("load_average", [0])) > 1.6}
     if busy:
         lines.append(

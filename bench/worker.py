@@ -7,6 +7,7 @@ memory (ru_maxrss) belong to a process that did nothing else.
 from __future__ import annotations
 
 import cProfile
+import hashlib
 import json
 import pstats
 import resource
@@ -44,7 +45,18 @@ def main() -> None:
         result = _profile(render, photos, settings)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
+    result["code_version"] = _code_version()
     json.dump(result, sys.stdout)
+
+
+def _code_version() -> str:
+    """A short hash of the imaging code this child imported: the tree is shared, and a file edited mid-run
+    would otherwise make strategies quietly compare different code."""
+    digest = hashlib.sha256()
+    for module in ("pipeline/imaging.py", "pipeline/placeholder.py", "pipeline/config.py"):
+        path = Path(__file__).resolve().parent.parent / module
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return digest.hexdigest()[:12]
 
 
 def _throughput(render, photos: dict[str, bytes], settings: ImagingSettings, passes: int, dump_dir: str | None):
