@@ -97,7 +97,7 @@ class AdminPage:
     next_cursor: str | None
 
 
-def admin_page(*, status: str | None, search: str, cursor: str | None, limit: int = ADMIN_PAGE_SIZE) -> AdminPage:
+def admin_page(*, status: str | None, search: str, cursor: str | None, limit: int | None = None) -> AdminPage:
     """Newest first over ByEntity (every image) or ByStatus (one status): one Query per page.
 
     A search is a FilterExpression on that Query (title contains the text, or a tag equals it): DynamoDB
@@ -117,7 +117,7 @@ def admin_page(*, status: str | None, search: str, cursor: str | None, limit: in
     page = services.image_store().query_page(
         index,
         partition,
-        limit=limit,
+        limit=limit or ADMIN_PAGE_SIZE,
         start_key=start_key,
         filter_expression=filter_expression,
         filter_values=filter_values,

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from gallery import pending, selectors, services
-from pipeline import api
+from pipeline import api, records
 
 # Tiles loaded eagerly: the first row on a wide screen (the grid has at most this many columns).
 EAGER_TILES: Final = 4
@@ -32,7 +32,7 @@ MAX_TRAIL: Final = 12
 
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    tag = request.GET.get("tag", "").strip() or None
+    tag = _as_stored(request.GET.get("tag", ""))
     cursor = request.GET.get("cursor") or None
     trail = request.GET.getlist("prev")[-MAX_TRAIL:]
     try:
@@ -52,6 +52,15 @@ def index(request: HttpRequest) -> HttpResponse:
         "page_number": len(trail) + (2 if cursor else 1),
     }
     return render(request, "gallery/index.html", context)
+
+
+def _as_stored(tag: str) -> str | None:
+    """A tag as people type it ("Beach ") as it is stored ("beach"); anything else goes to the API to refuse."""
+    try:
+        normalized = records.normalize_tags(tag)
+    except ValueError:
+        return tag
+    return normalized[0] if len(normalized) == 1 else (tag.strip() or None)
 
 
 def _gallery_url(tag: str | None, cursor: str | None, trail: list[str]) -> str:

@@ -1,0 +1,351 @@
+"""The admin's Images: listed from DynamoDB with the admin's look, edited, deleted and reprocessed under permissions."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import PHOTOS
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from test_api import ready_record, seed
+from test_upload import process
+
+from gallery import selectors
+from pipeline import keys, records
+from pipeline.records import Status
+from pipeline.store import Aws
+
+CHANGELIST = "/admin/gallery/image/"
+
+
+def change_url(image_id: str) -> str:
+    return f"/admin/gallery/image/{image_id}/change/"
+
+
+def delete_url(image_id: str) -> str:
+    return f"/admin/gallery/image/{image_id}/delete/"
+
+
+def processed(aws: Aws, photo: str = "Canon_40D.jpg", owner: str = "alice") -> records.ImageRecord:
+    """A real photo through the real processor: raw object, renditions in public/, a ready record."""
+    image_id = keys.new_image_id()
+    key = keys.raw_key_for_upload(image_id, photo)
+    aws.image_store().create(records.new_record(image_id, key, Status.UPLOADING, owner=owner))
+    aws.object_store().write(key, (PHOTOS / photo).read_bytes(), "image/jpeg")
+    process(aws, key)
+    return aws.image_store().get(image_id)
+
+
+def failed(aws: Aws, reason: str = "The file is not an image (it looks like text).") -> records.ImageRecord:
+    image_id = keys.new_image_id()
+    record = records.new_record(image_id, keys.raw_key_for_upload(image_id, "notes.jpg"), Status.PROCESSING)
+    return aws.image_store().create(record.with_status(Status.FAILED, reason=reason))
+
+
+def rows(html: str) -> list[str]:
+    return re.findall(r'name="_selected_action" value="([a-z2-7]{26})"', html)
+
+
+@pytest.fixture
+def store(site_aws):
+    return site_aws.image_store()
+
+
+@pytest.fixture
+def staff(django_user_model):
+    """Make a staff user holding exactly the named gallery permissions."""
+
+    def make(*codenames: str):
+        user = django_user_model.objects.create_user(f"staff-{'-'.join(codenames) or 'none'}", is_staff=True)
+        user.user_permissions.set(Permission.objects.filter(content_type__app_label="gallery", codename__in=codenames))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def root_client(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.com"))
+    return client
+
+
+def as_user(client, user):
+    client.force_login(user)
+    return client
+
+
+# -- index and list --------------------------------------------------------------------------------------------
+
+
+def test_images_appear_in_the_admin_index_next_to_users_and_groups(root_client, store):
+    html = root_client.get("/admin/").content.decode()
+
+    assert f'<a href="{CHANGELIST}">Images</a>' in html
+    assert '<a href="/admin/auth/user/">Users</a>' in html
+    assert '<a href="/admin/auth/group/">Groups</a>' in html
+    assert "/admin/gallery/image/add/" not in html  # images arrive by upload only
+
+
+def test_non_staff_are_sent_to_the_admin_login(client, store, django_user_model):
+    client.force_login(django_user_model.objects.create_user("alice"))
+
+    for url in (CHANGELIST, change_url(keys.new_image_id()), delete_url(keys.new_image_id())):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/")
+
+
+def test_staff_without_gallery_permissions_get_403(client, store, staff):
+    as_user(client, staff())
+
+    assert client.get(CHANGELIST).status_code == 403
+
+
+def test_list_shows_every_image_newest_first_with_thumbnails(root_client, store, site_aws):
+    ids = seed(store, 3)
+    broken = failed(site_aws)
+
+    html = root_client.get(CHANGELIST).content.decode()
+
+    assert rows(html) == [broken.id, *ids]
+    assert f'<img src="{site_aws.settings.cdn_url}/thumbs/{ids[0]}.jpg?v=' in html
+    assert "The file is not an image (it looks like text)." in html
+    assert 'id="changelist"' in html
+    assert 'id="result_list"' in html
+
+
+def test_list_page_is_one_query_and_no_sql_touches_the_image_model(root_client, store, site_aws):
+    seed(store, 5)
+    calls: list[str] = []
+    site_aws.dynamodb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+
+    with CaptureQueriesContext(connection) as sql:
+        root_client.get(CHANGELIST)
+        root_client.get(CHANGELIST, {"status": "ready", "q": "Photo"})
+
+    assert calls == ["Query", "Query"]
+    assert not [q["sql"] for q in sql.captured_queries if "gallery_image" in q["sql"]]
+
+
+def test_status_filter_lists_failed_images_together(root_client, store, site_aws):
+    seed(store, 4)
+    broken = [failed(site_aws).id, failed(site_aws).id]
+
+    html = root_client.get(CHANGELIST, {"status": "failed"}).content.decode()
+
+    assert rows(html) == broken[::-1]
+    assert "Retry" in root_client.get(change_url(broken[0])).content.decode()
+
+
+def test_search_finds_by_title_or_by_tag(root_client, store):
+    store.create(ready_record(1).replace(title="Sunset over the bay"))
+    tagged = store.create(ready_record(2, tags=("harbour",)))
+    store.create(ready_record(3))
+
+    by_title = root_client.get(CHANGELIST, {"q": "Sunset"}).content.decode()
+    by_tag = root_client.get(CHANGELIST, {"q": "Harbour"}).content.decode()
+
+    assert len(rows(by_title)) == 1
+    assert "Sunset over the bay" in by_title
+    assert rows(by_tag) == [tagged.id]
+
+
+def test_list_pages_with_a_cursor_over_the_index(root_client, store, monkeypatch):
+    monkeypatch.setattr(selectors, "ADMIN_PAGE_SIZE", 4)
+    ids = seed(store, 10)
+
+    seen, url = [], CHANGELIST
+    while url:
+        html = root_client.get(url).content.decode()
+        seen += rows(html)
+        older = re.search(r'<a href="(\?[^"]*cursor=[^"]+)">Older', html)
+        url = CHANGELIST + older.group(1).replace("&amp;", "&") if older else None
+
+    assert seen == ids
+
+
+def test_a_tampered_admin_cursor_is_a_400(root_client, store):
+    response = root_client.get(CHANGELIST, {"cursor": "eyJrIjp7fX0:tampered:signature"})
+
+    assert response.status_code == 400
+
+
+# -- change ----------------------------------------------------------------------------------------------------
+
+
+def test_change_page_shows_processing_history_and_renditions(root_client, site_aws):
+    record = processed(site_aws)
+
+    html = root_client.get(change_url(record.id)).content.decode()
+
+    history = re.findall(
+        r'image-status image-status--(\w+)">', html.split("Processing history")[1].split("Renditions")[0]
+    )
+    assert history == ["ready", "processing", "uploading"]
+    for key in keys.all_rendition_keys(record.id):
+        assert f"<code>{key}</code>" in html
+    assert f"<code>{record.raw_key}</code>" in html
+
+
+def test_failed_image_page_shows_the_reason_in_its_history(root_client, site_aws):
+    record = failed(site_aws, reason="The image is 30000x30000 pixels; the limit is 100 megapixels.")
+
+    html = root_client.get(change_url(record.id)).content.decode()
+
+    assert html.count("The image is 30000x30000 pixels; the limit is 100 megapixels.") >= 2
+
+
+def test_editing_metadata_shows_at_once_in_the_gallery_and_the_api(root_client, store):
+    record = store.create(ready_record(1, tags=("old",)))
+
+    response = root_client.post(
+        change_url(record.id),
+        {"title": "Harbour at dusk", "alt_text": "Boats moored at dusk", "tags": "Harbour, Evening ,harbour"},
+    )
+
+    assert response.status_code == 302
+    saved = store.get(record.id)
+    assert (saved.title, saved.alt_text, saved.tags) == (
+        "Harbour at dusk",
+        "Boats moored at dusk",
+        ("harbour", "evening"),
+    )
+    assert record.id in root_client.get("/", {"tag": "harbour"}).content.decode()
+    assert record.id not in root_client.get("/", {"tag": "old"}).content.decode()
+    assert root_client.get(f"/api/images/{record.id}").json()["title"] == "Harbour at dusk"
+
+
+def test_hiding_an_image_removes_it_from_the_gallery_and_the_api(root_client, store):
+    record = store.create(ready_record(1))
+
+    root_client.post(change_url(record.id), {"title": "x", "alt_text": "", "tags": "", "hidden": "on"})
+
+    assert record.id not in root_client.get("/").content.decode()
+    assert root_client.get(f"/api/images/{record.id}").status_code == 404
+    assert record.id in root_client.get(CHANGELIST).content.decode()  # staff still see it
+
+
+def test_too_many_tags_are_refused_with_a_message(root_client, store):
+    record = store.create(ready_record(1))
+
+    response = root_client.post(
+        change_url(record.id), {"title": "x", "alt_text": "", "tags": ",".join(f"t{n}" for n in range(25))}
+    )
+
+    assert response.status_code == 200
+    assert "At most 20 tags" in response.content.decode()
+    assert store.get(record.id).tags == ()
+
+
+def test_staff_who_may_only_view_see_the_form_disabled_and_cannot_save(client, store, staff):
+    record = store.create(ready_record(1))
+    as_user(client, staff("view_image"))
+
+    page = client.get(change_url(record.id)).content.decode()
+    response = client.post(change_url(record.id), {"title": "Mine now", "alt_text": "", "tags": ""})
+
+    assert re.search(r'<input type="text" name="title"[^>]*disabled', page)
+    assert response.status_code == 403
+    assert store.get(record.id).title == "Photo 1"
+
+
+def test_unknown_image_in_the_admin_is_404(root_client, store):
+    assert root_client.get(change_url(keys.new_image_id())).status_code == 404
+
+
+# -- delete ----------------------------------------------------------------------------------------------------
+
+
+def test_delete_removes_raw_and_every_rendition_from_s3_then_the_record(root_client, site_aws):
+    record = processed(site_aws)
+    objects = site_aws.object_store()
+    assert all(objects.exists(key) for key in [record.raw_key, *keys.all_rendition_keys(record.id)])
+
+    confirm = root_client.get(delete_url(record.id))
+    response = root_client.post(delete_url(record.id))
+
+    assert confirm.status_code == 200
+    assert "cannot be undone" in confirm.content.decode()
+    assert response.status_code == 302
+    assert not any(objects.exists(key) for key in [record.raw_key, *keys.all_rendition_keys(record.id)])
+    assert site_aws.image_store().get(record.id) is None
+    assert root_client.get(f"/api/images/{record.id}").status_code == 404
+
+
+def test_bulk_delete_asks_first_then_deletes_the_selected_images(root_client, store, site_aws):
+    keep, *doomed = seed(store, 3)
+
+    confirm = root_client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": doomed})
+    done = root_client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": doomed, "post": "yes"})
+
+    assert confirm.status_code == 200
+    assert all(image_id in confirm.content.decode() for image_id in doomed)
+    assert done.status_code == 302
+    assert [store.get(image_id) for image_id in doomed] == [None, None]
+    assert store.get(keep) is not None
+
+
+def test_when_s3_refuses_the_delete_the_record_stays_and_the_error_is_shown(root_client, site_aws):
+    record = processed(site_aws)
+
+    def refuse(**_):
+        raise ConnectionError("S3 is unreachable")
+
+    site_aws.s3.meta.events.register("before-call.s3.DeleteObjects", refuse)
+    response = root_client.post(delete_url(record.id), follow=True)
+
+    assert site_aws.image_store().get(record.id) is not None
+    assert "S3 did not delete the files" in response.content.decode()
+    assert "S3 is unreachable" in response.content.decode()
+
+
+def test_staff_without_delete_permission_cannot_delete(client, store, staff):
+    record = store.create(ready_record(1))
+    as_user(client, staff("view_image", "change_image", "reprocess_image"))
+
+    single = client.post(delete_url(record.id))
+    bulk = client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [record.id], "post": "yes"})
+    page = client.get(change_url(record.id)).content.decode()
+
+    assert (single.status_code, bulk.status_code) == (403, 403)
+    assert store.get(record.id) is not None
+    assert delete_url(record.id) not in page
+
+
+# -- reprocess -------------------------------------------------------------------------------------------------
+
+
+def test_reprocess_starts_a_new_processing_round_through_the_ordinary_s3_event(root_client, site_aws):
+    record = processed(site_aws)
+    before = site_aws.s3.head_object(Bucket=site_aws.settings.bucket, Key=record.raw_key)
+
+    response = root_client.post(CHANGELIST, {"action": "reprocess_selected", "_selected_action": [record.id]})
+    after = site_aws.s3.head_object(Bucket=site_aws.settings.bucket, Key=record.raw_key)
+    process(site_aws, record.raw_key)  # what S3's ObjectCreated:Copy event makes the processor Lambda do
+
+    assert response.status_code == 302
+    assert "touched-at" in after["Metadata"]
+    assert "touched-at" not in before["Metadata"]
+    history = [entry.status for entry in site_aws.image_store().get(record.id).history]
+    assert history == [Status.UPLOADING, Status.PROCESSING, Status.READY, Status.PROCESSING, Status.READY]
+
+
+def test_retrying_a_failed_image_whose_upload_is_gone_says_so(root_client, site_aws):
+    broken = failed(site_aws)
+
+    response = root_client.post(
+        CHANGELIST, {"action": "reprocess_selected", "_selected_action": [broken.id]}, follow=True
+    )
+
+    assert "the original upload is no longer in S3" in response.content.decode()
+
+
+def test_staff_without_reprocess_permission_cannot_reprocess(client, store, staff):
+    record = store.create(ready_record(1))
+    as_user(client, staff("view_image", "change_image", "delete_image"))
+
+    response = client.post(CHANGELIST, {"action": "reprocess_selected", "_selected_action": [record.id]})
+
+    assert response.status_code == 403
