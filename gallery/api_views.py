@@ -6,34 +6,13 @@ import functools
 import logging
 from collections.abc import Callable
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from gallery import services
 from pipeline import api
-from pipeline.config import Settings
-from pipeline.store import Aws, ImageStore
 
 logger = logging.getLogger(__name__)
-
-
-def pipeline_settings() -> Settings:
-    """The pipeline Settings Django was configured with (``settings.PIPELINE``), else the environment's."""
-    return getattr(settings, "PIPELINE", None) or _settings_from_env()
-
-
-@functools.cache
-def _settings_from_env() -> Settings:
-    return Settings.from_env()
-
-
-@functools.cache
-def _aws(pipeline: Settings) -> Aws:
-    return Aws(pipeline)
-
-
-def image_store() -> ImageStore:
-    return _aws(pipeline_settings()).image_store()
 
 
 def _read_api(view: Callable[..., dict]) -> Callable[..., HttpResponse]:
@@ -58,15 +37,24 @@ def _read_api(view: Callable[..., dict]) -> Callable[..., HttpResponse]:
 
 @_read_api
 def image_list(request: HttpRequest) -> dict:
-    query = request.GET
     return api.list_documents(
-        image_store(), pipeline_settings(), limit=query.get("limit"), cursor=query.get("cursor"), tag=query.get("tag")
+        services.image_store(),
+        services.pipeline_settings(),
+        limit=_parameter(request, "limit"),
+        cursor=_parameter(request, "cursor"),
+        tag=_parameter(request, "tag"),
     )
 
 
 @_read_api
 def image_detail(request: HttpRequest, image_id: str) -> dict:
-    return api.get_document(image_store(), pipeline_settings(), image_id)
+    return api.get_document(services.image_store(), services.pipeline_settings(), image_id)
+
+
+def _parameter(request: HttpRequest, name: str) -> str | None:
+    """A query parameter as API Gateway hands it to the Lambda: repeated values joined with commas."""
+    values = request.GET.getlist(name)
+    return ",".join(values) if values else None
 
 
 def no_route(request: HttpRequest, path: str = "") -> HttpResponse:

@@ -7,23 +7,21 @@ import dataclasses
 import pytest
 from test_api import get, ready_record, seed
 
-from gallery import api_views
+from gallery import services
 from lambdas.image_api import handler as image_api
 from pipeline import api, keys, records
 from pipeline.records import Status
-from pipeline.store import Aws
 
 SIGNED_AT = 1_800_000_100.0  # one clock for both sides, so the cursors inside the pages are the same bytes
 
 
 @pytest.fixture
-def store(aws, monkeypatch):
+def store(site_aws, monkeypatch):
     """Both adapters wired to the test's moto, with the same Settings and the same clock."""
-    monkeypatch.setattr(image_api, "aws", aws)
-    monkeypatch.setattr(api_views, "image_store", aws.image_store)
+    monkeypatch.setattr(image_api, "aws", site_aws)
     monkeypatch.setattr(api, "clock", lambda: SIGNED_AT)
-    assert api_views.pipeline_settings() == image_api.settings == aws.settings
-    return aws.image_store()
+    assert services.pipeline_settings() == image_api.settings == site_aws.settings
+    return site_aws.image_store()
 
 
 def test_django_and_the_lambda_send_identical_bytes_and_etags(client, store):
@@ -75,15 +73,22 @@ def test_django_refuses_other_methods_with_the_json_405(client, store):
     )
 
 
+def test_repeated_parameters_are_read_as_api_gateway_joins_them(client, store):
+    answer = client.get("/api/images", {"tag": ["beach", "city"]})
+
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_tag")
+
+
 def test_unknown_api_path_is_a_json_404(client, store):
     answer = client.get("/api/photos")
 
     assert (answer.status_code, answer.json()["error"]["code"]) == (404, "route_not_found")
 
 
-def test_django_hides_unexpected_failures_behind_a_generic_500(client, aws, monkeypatch, caplog):
-    broken = Aws(dataclasses.replace(aws.settings, table="no-such-table"))
-    monkeypatch.setattr(api_views, "image_store", broken.image_store)
+def test_django_hides_unexpected_failures_behind_a_generic_500(client, site_aws, settings, caplog):
+    # A real failure, not a mock: the site is pointed at a table that does not exist.
+    settings.PIPELINE = dataclasses.replace(site_aws.settings, table="no-such-table")
+    services.aws.cache_clear()
 
     answer = client.get("/api/images")
 
