@@ -124,6 +124,26 @@ def test_sizes_follow_the_settings():
     assert decoded(rendition(result, "optimized", "jpeg")).size == (200, 150)
 
 
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_a_large_resize_done_in_parallel_stripes_matches_one_resize_without_seams(mode):
+    # The optimized copy of a large photo is resized as horizontal stripes on the thread pool. Pillow's own single
+    # resize is the reference: equal up to the rounding of its intermediate pass, and no seam where stripes meet.
+    if imaging._STRIPES == 1:
+        pytest.skip("one CPU: the resize is not striped")
+    with Image.open(PHOTOS / "canon_hdr_NO.jpg") as photo:
+        picture = photo.convert(mode)
+    size = (1920, 1440)
+
+    striped = imaging._resize(picture, size)
+
+    whole = picture.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    assert striped.mode == mode
+    assert mean_difference(striped, whole) < 0.25
+    for edge in (round(size[1] * i / imaging._STRIPES) for i in range(1, imaging._STRIPES)):
+        rows = (0, edge - 2, size[0], edge + 2)
+        assert mean_difference(striped.crop(rows), whole.crop(rows)) < 1
+
+
 # --- orientation ---------------------------------------------------------------------------------------------------
 
 
