@@ -16,10 +16,10 @@ fail the same way again ends in a ``failed`` record or a skip, so no message is 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
@@ -27,8 +27,6 @@ from pipeline import imaging, keys, records
 from pipeline.config import Settings
 from pipeline.records import ImageRecord, Rendition, Status
 from pipeline.store import ImageStore, ObjectMissing, ObjectStore
-
-log = logging.getLogger(__name__)
 
 FINISHED: Final = frozenset({Status.READY, Status.FAILED})
 
@@ -77,6 +75,8 @@ class Outcome:
     detail: str | None = None
     bytes_in: int = 0
     bytes_out: int = 0
+    # An unexpected exception that was turned into a failure (Reason.PROCESSING_ERROR): the caller logs its trace.
+    error: BaseException | None = field(default=None, compare=False)
 
 
 def newer(sequencer: str, than: str) -> int:
@@ -171,12 +171,11 @@ class _Job:
             processed = imaging.process_image(source, self.settings.imaging)
         except imaging.ImageRejected as rejected:
             return self.fail(type(rejected).__name__, rejected.reason, source=source)
-        except Exception:
+        except Exception as error:
             # A decoder bug must not loop through retries into the DLQ with the record stuck in `processing`:
-            # the same bytes would fail the same way. Log it loudly and record a failure.
-            log.exception("imaging failed unexpectedly", extra={"image_id": self.image_id, "raw_key": event.key})
+            # the same bytes would fail the same way. Record a failure; the outcome carries the trace to the log.
             reason = "the image could not be processed because of an internal error"
-            return self.fail(Reason.PROCESSING_ERROR, reason, source=source)
+            return dataclasses.replace(self.fail(Reason.PROCESSING_ERROR, reason, source=source), error=error)
 
         return self.finish(processed, source)
 

@@ -10,7 +10,6 @@ from typing import Any, Final
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes import S3Event
@@ -31,8 +30,6 @@ metrics = Metrics()
 if not metrics.namespace:
     # Without a namespace EMF cannot be flushed and every invocation would fail; infra sets the variable.
     metrics.namespace = DEFAULT_METRICS_NAMESPACE
-# The core logs through the standard library; give its loggers the same JSON output and level.
-copy_config_to_registered_loggers(source_logger=logger, include={"pipeline"})
 batch = BatchProcessor(event_type=EventType.SQS)
 
 # Once per container: configuration and clients are reused by every invocation it serves.
@@ -114,6 +111,8 @@ def _report(outcome: Outcome, elapsed_ms: float) -> None:
         metrics.add_metric(name="ImagesSkipped", unit=MetricUnit.Count, value=1)
         return
     if outcome.result is Result.FAILED:
+        if outcome.error is not None:
+            logger.error("imaging failed unexpectedly", exc_info=outcome.error, **fields)
         logger.warning(f"refused: {outcome.detail}", **fields)
         _count("ImagesFailed", reason=outcome.reason or "Unknown")
     else:
