@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -172,7 +172,8 @@ def process_image(source: bytes, settings: ImagingSettings) -> ProcessedImage:
     # The optimized WebP is the longest job: start it first, then make the thumbnail while it runs.
     jobs = _submit_encodes("optimized", optimized, settings, notes)
     thumb = _resize(optimized, plan.thumb)
-    jobs += _submit_encodes("thumb", thumb, settings, notes)
+    if thumb is not optimized:
+        jobs += _submit_encodes("thumb", thumb, settings, notes)
 
     small = placeholder.small_rgb(thumb)
     facts = ImageFacts(
@@ -186,6 +187,9 @@ def process_image(source: bytes, settings: ImagingSettings) -> ProcessedImage:
         notes=tuple(dict.fromkeys(notes)),
     )
     renditions = {(job.name, job.format): job for job in (future.result() for future in jobs)}
+    if thumb is optimized:  # an image no larger than a thumbnail: same pixels, so the same bytes serve both
+        for fmt in ("jpeg", "webp"):
+            renditions[("thumb", fmt)] = replace(renditions[("optimized", fmt)], name="thumb")
     order = (("thumb", "jpeg"), ("thumb", "webp"), ("optimized", "jpeg"), ("optimized", "webp"))
     return ProcessedImage(facts=facts, renditions=tuple(renditions[key] for key in order))
 
