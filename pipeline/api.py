@@ -170,7 +170,6 @@ def list_documents(
     limit: str | int | None = None,
     cursor: str | None = None,
     tag: str | None = None,
-    now: float | None = None,
 ) -> dict[str, Any]:
     """One page of listed images, newest first: ``{"items": [...], "next": cursor or None}``.
 
@@ -181,7 +180,7 @@ def list_documents(
     page_size = parse_limit(limit)
     partition = listing_partition(tag)
     scope = listing_scope(partition)
-    start_key = decode_cursor(cursor, scope, settings, now=now) if cursor is not None else None
+    start_key = decode_cursor(cursor, scope, settings) if cursor is not None else None
     page = store.query_page(records.LISTED_INDEX, partition, limit=page_size + 1, start_key=start_key)
     shown = page.records[:page_size]
     if len(page.records) > page_size:
@@ -192,7 +191,7 @@ def list_documents(
         next_key = page.last_key if shown else None
     return {
         "items": [image_document(record, settings) for record in shown],
-        "next": encode_cursor(next_key, scope, settings, now=now) if next_key else None,
+        "next": encode_cursor(next_key, scope, settings) if next_key else None,
     }
 
 
