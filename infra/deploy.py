@@ -36,6 +36,8 @@ PENDING_ORIGIN: Final = "https://first-deploy.invalid"
 STAGES: Final = ("dev", "prod")
 ORIGIN_PATTERN: Final = re.compile(r"https?://[^/]+")
 EMAIL_PATTERN: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# What the app gets from Zappa's remote_env file (secrets) rather than from zappa_settings.json.
+REMOTE_ENV_NAMES: Final = ("SECRET_KEY", "PIPELINE_SECRET", "DATABASE_URL")
 
 
 class DeployError(RuntimeError):
@@ -292,11 +294,13 @@ class Deployment:
 
     def write_remote_env(self, outputs: Mapping[str, str], database_url: str) -> None:
         """Secrets for Zappa's remote_env: an encrypted object only the app's role may read, never a file here."""
-        secrets = {
-            "SECRET_KEY": self._secret(outputs["DjangoSecretKeyArn"]),
-            "PIPELINE_SECRET": self._secret(outputs["PipelineSecretArn"]),
-            "DATABASE_URL": database_url,
-        }
+        secrets = dict(
+            zip(
+                REMOTE_ENV_NAMES,
+                (self._secret(outputs["DjangoSecretKeyArn"]), self._secret(outputs["PipelineSecretArn"]), database_url),
+                strict=True,
+            )
+        )
         self.s3.put_object(
             Bucket=self.target.artifact_bucket,
             Key=self.target.remote_env_key,

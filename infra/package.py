@@ -159,16 +159,16 @@ def write_zip(source: Path, zip_path: Path) -> tuple[int, int]:
     return zip_path.stat().st_size, unzipped
 
 
-def measure_import(package: LambdaPackage, directory: Path, runtime_dir: Path) -> float:
-    """Seconds to import the handler in a clean interpreter whose import path is the package, boto3, stdlib.
+def measure_import(package: LambdaPackage, *paths: Path) -> float:
+    """Seconds to import the handler in a clean interpreter whose import path is ``paths`` + the stdlib.
 
     ``-I -S`` drops the environment, the current directory and every site-packages, so a missing requirement
-    or an accidental Django import fails here exactly as it would on Lambda. ``runtime_dir`` holds boto3, which
-    the Lambda runtime puts on the path after the function's own code.
+    or an accidental Django import fails here exactly as it would on Lambda. The build gives the package's
+    directory, then one holding boto3, which the Lambda runtime puts on the path after the function's code.
     """
     probe = (
         "import sys, time\n"
-        f"sys.path[0:0] = [{str(directory)!r}, {str(runtime_dir)!r}]\n"
+        f"sys.path[0:0] = {[str(path) for path in paths]!r}\n"
         "start = time.perf_counter()\n"
         f"import {package.handler_module}\n"
         "elapsed = time.perf_counter() - start\n"
