@@ -250,11 +250,12 @@ def _frame_count(opened: Image.Image, settings: ImagingSettings) -> int:
 
 
 def _human_bytes(count: int) -> str:
-    if count < 1000:
+    """Binary units, as the processor's ContentLength check words them: 52428800 bytes is "50.0 MB"."""
+    if count < 1024:
         return f"{count} bytes"
-    if count < 1_000_000:
-        return f"{count / 1000:.1f} KB"
-    return f"{count / 1_000_000:.1f} MB"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KB"
+    return f"{count / (1024 * 1024):.1f} MB"
 
 
 def _megapixels(count: int) -> str:
