@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 from collections.abc import Callable
@@ -324,7 +325,7 @@ def _corrupt_reason(family: str | None, exc: Exception) -> str:
 def _normalise_mode(picture: Image.Image, notes: list[str]) -> Image.Image:
     """Bring any decoded mode to L, RGB, RGBA or CMYK (CMYK waits for the colour transform after resizing)."""
     mode = picture.mode
-    if mode in ("RGB", "RGBA", "L", "CMYK"):
+    if mode in ("RGBA", "CMYK") or (mode in ("RGB", "L") and not picture.has_transparency_data):
         return picture
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         notes.append(f"{mode} high bit depth reduced to 8 bits")
@@ -340,7 +341,7 @@ def _normalise_mode(picture: Image.Image, notes: list[str]) -> Image.Image:
     if mode == "1":
         return picture.convert("L")
     if mode in ("P", "PA", "LA", "La", "RGBa") or picture.has_transparency_data:
-        return picture.convert("RGBA")
+        return picture.convert("RGBA")  # a tRNS colour or palette index becomes real alpha
     try:
         return picture.convert("RGB")
     except ValueError as exc:
@@ -380,7 +381,8 @@ def _resize(picture: Image.Image, size: tuple[int, int], finish: Finish = lambda
         part = source.resize((size[0], bottom - top), Image.Resampling.LANCZOS, box=box, reducing_gap=_REDUCING_GAP)
         return finish(part.convert("RGBA") if premultiplied else part)
 
-    parts = list(_ENCODERS.map(stripe, edges[:-1], edges[1:]))
+    jobs = [_ENCODERS.submit(stripe, top, bottom) for top, bottom in itertools.pairwise(edges)]
+    parts = [job.result() for job in jobs]
     resized = Image.new(parts[0].mode, size)
     for top, part in zip(edges, parts, strict=False):
         resized.paste(part, (0, top))

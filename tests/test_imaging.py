@@ -239,6 +239,20 @@ def test_display_p3_pixels_are_converted_to_srgb_and_no_profile_is_kept():
         assert all(abs(a - b) <= 3 for a, b in zip(out.convert("RGB").getpixel((32, 32)), expected, strict=True))
 
 
+def test_colour_conversion_keeps_the_alpha_channel():
+    display_p3 = Image.open(HOSTILE / "made-displayp3-icc.jpg").info["icc_profile"]
+    patch = Image.new("RGBA", (64, 64), (200, 100, 50, 255))
+    patch.paste((0, 0, 0, 0), (0, 0, 32, 64))  # left half transparent
+
+    webp = decoded(rendition(process_image(encode(patch, "PNG", icc_profile=display_p3), DEFAULTS), "thumb", "webp"))
+
+    assert webp.getpixel((8, 8))[3] == 0
+    assert webp.getpixel((48, 8))[3] == 255
+    assert all(
+        abs(a - b) <= 3 for a, b in zip(webp.getpixel((48, 8))[:3], display_p3_to_srgb((200, 100, 50)), strict=True)
+    )
+
+
 def test_display_p3_jpeg_from_the_corpus_is_converted():
     result = processed("hostile/made-displayp3-icc.jpg")
 
@@ -304,6 +318,15 @@ def test_rgba_tiff_with_an_opaque_alpha_keeps_its_pixels_and_drops_the_channel()
         assert out.mode == "RGB"
         assert mean_difference(out, reference) < 8  # JPEG noise plus the Color LCD -> sRGB shift
     assert "alpha flattened on white for JPEG" not in result.facts.notes
+
+
+def test_a_transparent_grey_in_a_png_becomes_alpha():
+    source = encode(Image.new("L", (16, 16), 100), "PNG", transparency=100)  # tRNS: grey 100 is transparent
+
+    result = process_image(source, DEFAULTS)
+
+    assert decoded(rendition(result, "optimized", "webp")).getpixel((3, 3))[3] == 0
+    assert decoded(rendition(result, "optimized", "jpeg")).getpixel((3, 3)) == (255, 255, 255)
 
 
 def _grey_png(mode: str, value: int) -> bytes:
