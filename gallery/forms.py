@@ -8,7 +8,9 @@ from pipeline import records
 
 
 class ImageMetadataForm(forms.Form):
-    title = forms.CharField(max_length=records.MAX_TITLE_LENGTH, required=False)
+    title = forms.CharField(
+        max_length=records.MAX_TITLE_LENGTH, required=False, widget=forms.TextInput(attrs={"size": 60})
+    )
     alt_text = forms.CharField(
         label="Alt text",
         max_length=records.MAX_ALT_TEXT_LENGTH,

@@ -89,11 +89,11 @@ class UploadTicket:
 def check_upload(*, size: Any, content_type: Any) -> tuple[int, str]:
     """The declared size and type of a file, or UploadRefused saying what is wrong with them."""
     limit = pipeline_settings().imaging.max_bytes
-    if not isinstance(content_type, str) or content_type.lower() not in ACCEPTED_TYPES:
-        shown = content_type or "an unknown type"
-        raise UploadRefused(
-            f"{shown} is not an accepted image type. Upload JPEG, PNG, WebP, AVIF, GIF, TIFF or HEIC/HEIF files."
-        )
+    formats = "Upload JPEG, PNG, WebP, AVIF, GIF, TIFF or HEIC/HEIF files."
+    if not isinstance(content_type, str) or not content_type:
+        raise UploadRefused(f"This file does not look like an image (its type is unknown). {formats}")
+    if content_type.lower() not in ACCEPTED_TYPES:
+        raise UploadRefused(f"{content_type} is not an accepted image type. {formats}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise UploadRefused("The file is empty or its size is unknown.")
     if size > limit:

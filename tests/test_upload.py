@@ -287,7 +287,7 @@ def test_policy_refuses_a_file_over_the_limit_with_a_message(alice_client, site_
         ({"name": "a.jpg", "size": 0, "type": "image/jpeg"}, "empty"),
         ({"name": "a.jpg", "type": "image/jpeg"}, "size is unknown"),
         ({"name": "", "size": 10, "type": "image/jpeg"}, "no name"),
-        ({"name": "a.jpg", "size": 10}, "not an accepted image type"),
+        ({"name": "a.jpg", "size": 10}, "does not look like an image"),
     ],
 )
 def test_policy_refuses_incomplete_requests_with_a_message(alice_client, site_aws, claim, message):

@@ -89,7 +89,6 @@
 
   function finishTile(tile, doc) {
     const frame = tile.querySelector(".tile__frame");
-    const caption = tile.querySelector(".tile__caption");
     tile.classList.remove("tile--processing");
     if (doc.status === "ready") {
       const link = document.createElement("a");
@@ -112,13 +111,17 @@
       picture.append(img);
       link.append(picture);
       frame.replaceWith(link);
-      caption.innerHTML = '<span class="status status--ready">Just added</span>';
+      const caption = document.createElement("div");
+      caption.className = "tile__caption";
+      caption.innerHTML = '<span class="tile__title">Just added</span>';
+      tile.append(caption);
     } else {
       tile.classList.add("tile--failed");
-      frame.innerHTML = '<span class="tile__icon" aria-hidden="true">!</span>';
-      caption.innerHTML = '<span class="status status--failed"></span> <button type="button" class="linkish small">Dismiss</button>';
-      caption.querySelector(".status").textContent = `Failed: ${doc.failure_reason || "unknown reason"}`;
-      caption.querySelector("button").addEventListener("click", () => dismiss(tile));
+      frame.innerHTML =
+        '<span class="tile__icon" aria-hidden="true">!</span><span class="status status--failed"></span>' +
+        '<button type="button" class="linkish small">Dismiss</button>';
+      frame.querySelector(".status").textContent = `Upload failed: ${doc.failure_reason || "unknown reason"}`;
+      frame.querySelector("button").addEventListener("click", () => dismiss(tile));
     }
   }
 

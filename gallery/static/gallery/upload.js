@@ -42,7 +42,10 @@
   form.addEventListener("drop", (event) => queue(event.dataTransfer.files));
 
   function queue(files) {
-    Array.from(files || []).forEach((file) => upload(file, addRow(file)));
+    // Rows in the order the files were chosen, the newest batch on top.
+    const batch = Array.from(files || []).map((file) => [file, addRow(file)]);
+    list.prepend(...batch.map(([, ui]) => ui.row));
+    batch.forEach(([file, ui]) => upload(file, ui));
   }
 
   function addRow(file) {
@@ -54,7 +57,6 @@
       '<progress class="upload__bar" max="100" value="0"></progress>' +
       '<p class="upload__status muted">Waiting…</p></div>';
     row.querySelector(".upload__name").textContent = file.name;
-    list.prepend(row);
     return {
       row,
       bar: row.querySelector("progress"),
