@@ -7,7 +7,6 @@ import os
 import sys
 import warnings
 
-from local_stack import stack
 from local_stack.config import LocalConfig, LocalConfigError
 from local_stack.template import TemplateError
 from local_stack.web import StackError
@@ -15,6 +14,11 @@ from pipeline.config import ConfigError
 
 
 def main() -> int:
+    # Read by moto when it is imported: without it moto's server allows every origin, so a bucket CORS rule
+    # that would block the upload page on AWS would pass here. With it the bucket's own rules answer.
+    os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
+    from local_stack import stack
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%X")
     # boto3 announces where it found credentials and endpoints on every client: noise here.
     logging.getLogger("botocore").setLevel(logging.WARNING)

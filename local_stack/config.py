@@ -26,6 +26,9 @@ class LocalConfig:
     state_dir: Path = ROOT / ".local"
     # Seconds between snapshots of the emulator's bucket and table (a kill -9 loses at most this much).
     snapshot_seconds: int = 30
+    # How long a message the processor failed stays hidden before it is retried. AWS uses six times the
+    # function timeout (12 minutes); locally a failure comes back, and reaches the DLQ, within minutes.
+    visibility_timeout_seconds: int = 20
     admin_user: str | None = None
     admin_password: str | None = None
 
@@ -39,6 +42,7 @@ class LocalConfig:
             cdn_port=_port(env, "LOCAL_CDN_PORT", cls.cdn_port),
             state_dir=state_dir if state_dir.is_absolute() else ROOT / state_dir,
             snapshot_seconds=_whole(env, "LOCAL_SNAPSHOT_SECONDS", cls.snapshot_seconds),
+            visibility_timeout_seconds=_whole(env, "LOCAL_VISIBILITY_TIMEOUT", cls.visibility_timeout_seconds),
             admin_user=env.get("LOCAL_ADMIN_USER") or None,
             admin_password=env.get("LOCAL_ADMIN_PASSWORD") or None,
         )

@@ -10,6 +10,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -20,14 +21,11 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from local_stack.config import DUMMY_CREDENTIALS, LOCALHOST
-from local_stack.template import StackNames
+from local_stack.template import ACCOUNT_ID, StackNames
 from pipeline import store
 
 log = logging.getLogger(__name__)
 
-# Short, so that a failed message comes back (and reaches the DLQ) within a minute or two locally; AWS uses
-# six times the function timeout (infra/pipeline.yaml).
-VISIBILITY_TIMEOUT_SECONDS: Final = 20
 DLQ_RETENTION_SECONDS: Final = 14 * 24 * 3600
 
 
@@ -57,6 +55,7 @@ class Emulator:
         # One line per request is noise next to the app's own logs.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         _make_s3_events_aws_shaped()
+        _answer_bucket_posts_with_cors()
         self._server.start()
 
     def stop(self) -> None:
@@ -75,7 +74,9 @@ class Emulator:
         )
 
 
-def create_resources(emulator: Emulator, names: StackNames, region: str, web_origins: tuple[str, ...]) -> Resources:
+def create_resources(
+    emulator: Emulator, names: StackNames, region: str, web_origins: tuple[str, ...], visibility_timeout: int
+) -> Resources:
     """The bucket (versioned as in AWS, CORS for the upload page), the table (from the core's schema), the
     upload queue with its DLQ, and the alerts topic.
 
@@ -113,7 +114,7 @@ def create_resources(emulator: Emulator, names: StackNames, region: str, web_ori
     redrive = {"deadLetterTargetArn": _queue_arn(sqs, dead_letter_url), "maxReceiveCount": names.max_receive_count}
     queue_url = sqs.create_queue(
         QueueName=names.queue,
-        Attributes={"VisibilityTimeout": str(VISIBILITY_TIMEOUT_SECONDS), "RedrivePolicy": json.dumps(redrive)},
+        Attributes={"VisibilityTimeout": str(visibility_timeout), "RedrivePolicy": json.dumps(redrive)},
     )["QueueUrl"]
     topic_arn = emulator.client("sns").create_topic(Name=names.alerts_topic)["TopicArn"]
     return Resources(
@@ -160,7 +161,8 @@ class _Sequencer:
 
 
 def _make_s3_events_aws_shaped() -> None:
-    """moto 5.2's S3 events lack ``sequencer`` and encode ``/`` in keys; AWS sends the one and keeps the other.
+    """moto 5.2's S3 events lack ``sequencer`` (and a few fields) and encode ``/`` in keys; AWS sends them all
+    and keeps ``/`` as it is.
 
     The processor orders events per key by ``sequencer``, so without it the local stack would not exercise
     the code path AWS does. Patched where moto builds the event, once per process.
@@ -174,15 +176,74 @@ def _make_s3_events_aws_shaped() -> None:
 
     def aws_shaped_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
         event = build(event_name, bucket, key, notification_id)
+        request_id = uuid.uuid4().hex[:16].upper()
         for record in event["Records"]:
             s3_object = record["s3"]["object"]
             s3_object["key"] = quote_plus(key.name, safe="/")
             s3_object["sequencer"] = sequencer.next()
             if getattr(key, "version_id", None) and key.version_id != "null":
                 s3_object["versionId"] = key.version_id
-            record.setdefault("userIdentity", {"principalId": "AWS:LOCAL"})
+            record.setdefault("userIdentity", {"principalId": f"AWS:{ACCOUNT_ID}"})
             record.setdefault("requestParameters", {"sourceIPAddress": LOCALHOST})
+            record.setdefault("responseElements", {"x-amz-request-id": request_id, "x-amz-id-2": request_id})
+            record["s3"]["bucket"].setdefault("ownerIdentity", {"principalId": ACCOUNT_ID})
         return event
 
     aws_shaped_event.aws_shaped = True  # type: ignore[attr-defined]
     notifications._get_s3_event = aws_shaped_event
+
+
+def _answer_bucket_posts_with_cors() -> None:
+    """Let the bucket's CORS rules decide for browser uploads, as S3 does.
+
+    ``python -m local_stack`` turns off moto's global allow-every-origin CORS (MOTO_DISABLE_GLOBAL_CORS), so
+    preflights are answered from the bucket's rules; moto 5.2 then omits the CORS headers on the POST
+    itself (a form upload), which browsers need to read the answer. Added here from the same rules.
+    """
+    from moto.s3.responses import S3Response
+
+    post: Callable[..., Any] = S3Response._bucket_response_post
+    if getattr(post, "with_cors", False):
+        return
+
+    def post_with_cors(self: Any, request: Any, bucket_name: str) -> Any:
+        status, headers, body = post(self, request, bucket_name)
+        return status, {**self._get_cors_headers_other(), **headers}, body
+
+    post_with_cors.with_cors = True  # type: ignore[attr-defined]
+    S3Response._bucket_response_post = post_with_cors  # type: ignore[method-assign]
+
+
+def expire_items(dynamodb: Any, table: str, now: float | None = None) -> int:
+    """Delete the items whose TTL attribute is in the past, as DynamoDB's TTL does (moto never does).
+
+    DynamoDB removes them within a day or two; the local stack does it at every snapshot. The condition
+    spares an item that was written again meanwhile (an upload that arrived clears its ``expires_at``).
+    """
+    ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") != "ENABLED":
+        return 0
+    key_names = [key["AttributeName"] for key in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
+    names = {"#ttl": ttl["AttributeName"], **{f"#k{i}": name for i, name in enumerate(key_names)}}
+    expired = {":now": {"N": str(int(time.time() if now is None else now))}}
+    deleted = 0
+    for page in dynamodb.get_paginator("scan").paginate(
+        TableName=table,
+        FilterExpression="#ttl < :now",
+        ProjectionExpression=", ".join(f"#k{i}" for i in range(len(key_names))),
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=expired,
+    ):
+        for key in page.get("Items", []):
+            try:
+                dynamodb.delete_item(
+                    TableName=table,
+                    Key=key,
+                    ConditionExpression="#ttl < :now",
+                    ExpressionAttributeNames={"#ttl": ttl["AttributeName"]},
+                    ExpressionAttributeValues=expired,
+                )
+                deleted += 1
+            except dynamodb.exceptions.ConditionalCheckFailedException:
+                continue
+    return deleted

@@ -87,7 +87,9 @@ def _run_on_emulator(config: LocalConfig, environ: Mapping[str, str], stopping: 
         emulator = aws.Emulator(config.aws_port, settings.region)
         emulator.start()
         running.callback(emulator.stop)
-        resources = aws.create_resources(emulator, names, settings.region, config.web_origins)
+        resources = aws.create_resources(
+            emulator, names, settings.region, config.web_origins, config.visibility_timeout_seconds
+        )
         snapshot = Snapshot(
             config.state_dir,
             s3=emulator.client("s3"),
@@ -97,6 +99,7 @@ def _run_on_emulator(config: LocalConfig, environ: Mapping[str, str], stopping: 
             table=names.table,
         )
         restored = snapshot.restore_storage()
+        expired = aws.expire_items(emulator.client("dynamodb"), names.table)
         # Registered only once the old state is back in: a failed start must not save an empty emulator over it.
         running.callback(_final_snapshot, snapshot, resources.queue_urls)
         aws.connect_uploads(emulator, resources)
@@ -116,7 +119,13 @@ def _run_on_emulator(config: LocalConfig, environ: Mapping[str, str], stopping: 
         )
         worker.start()
         running.callback(worker.stop, function.timeout_seconds)
-        periodic = _Every(config.snapshot_seconds, snapshot.save)
+        dynamodb = emulator.client("dynamodb")
+
+        def housekeeping() -> None:
+            aws.expire_items(dynamodb, names.table)
+            snapshot.save()
+
+        periodic = _Every(config.snapshot_seconds, housekeeping)
         periodic.start()
         running.callback(periodic.stop)
 
@@ -127,9 +136,10 @@ def _run_on_emulator(config: LocalConfig, environ: Mapping[str, str], stopping: 
         if not web.wait_until_ready(stopping):
             return 0
         log.info(
-            "restored %d objects, %d table items and %d queued messages from %s",
+            "restored %d objects, %d table items (%d expired since) and %d queued messages from %s",
             restored.objects,
             restored.items,
+            expired,
             requeued,
             config.state_dir,
         )
