@@ -17,9 +17,11 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import string
 import subprocess
 import sys
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,10 @@ TEMPLATE: Final = ROOT / "infra" / "pipeline.yaml"
 ZAPPA_SETTINGS: Final = ROOT / "zappa_settings.json"
 RENDERED_ZAPPA_SETTINGS: Final = ROOT / "build" / "zappa_settings.json"
 ZAPPA_VENV: Final = ROOT / ".venv-zappa"
+# What Zappa zips: a directory laid out like a venv whose site-packages hold the app's pinned requirements as
+# Lambda wheels (python3.12, arm64). Zappa's own replacement of compiled packages asks pypi.python.org's JSON
+# API per package and, when that fails, silently keeps this machine's binaries; this does not depend on it.
+WEB_PACKAGES: Final = ROOT / "build" / "zappa-venv"
 APP_NAME: Final = "image-pipeline"
 # Used for CORS and ALLOWED_HOSTS only during the first deploy, before Zappa has created the app's URL.
 PENDING_ORIGIN: Final = "https://first-deploy.invalid"
@@ -212,6 +218,8 @@ class Deployment:
                      "Expiration": {"Days": 90}},
                     {"ID": "expire-old-templates", "Status": "Enabled", "Filter": {"Prefix": "templates/"},
                      "Expiration": {"Days": 90}},
+                    {"ID": "expire-old-web-zips", "Status": "Enabled", "Filter": {"Prefix": "web/"},
+                     "Expiration": {"Days": 90}},
                 ]
             },
         )  # fmt: skip
@@ -335,11 +343,53 @@ def write_zappa_settings(values: Mapping[str, str]) -> Path:
     return RENDERED_ZAPPA_SETTINGS
 
 
-def zappa(*arguments: str) -> None:
+def build_web_packages() -> Path:
+    """The app's requirements (exactly .venv-zappa's, Zappa included) installed as the Lambda runtime's wheels."""
+    from infra.package import install
+
+    frozen = subprocess.run(
+        [str(ZAPPA_VENV / "bin" / "pip"), "freeze", "--exclude-editable"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    version = subprocess.run(
+        [str(ZAPPA_VENV / "bin" / "python"), "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    shutil.rmtree(WEB_PACKAGES, ignore_errors=True)
+    # Zappa reads <venv>/lib/python<the version it runs on>/site-packages, whatever the wheels inside target.
+    install(frozen, WEB_PACKAGES / "lib" / f"python{version}" / "site-packages", for_runtime=True, closure=True)
+    return WEB_PACKAGES
+
+
+def foreign_binaries(zip_path: Path) -> list[str]:
+    """Compiled files in the app's zip that cannot load on the runtime (another architecture or Python)."""
+    with zipfile.ZipFile(zip_path) as archive:
+        names = archive.namelist()
+    binary = re.compile(r"\.so(\.[0-9.]+)?$")
+    wrong = re.compile(r"x86_64|i686|cpython-3(?!12)\d+-")
+    return [name for name in names if binary.search(name) and wrong.search(name)]
+
+
+def package_web_app(stage: str, settings: Path) -> Path:
+    """`zappa package` from the Lambda-wheel site-packages, refused if a foreign binary slipped in."""
+    build_web_packages()
+    output = ROOT / "build" / f"web-{stage}.zip"
+    output.unlink(missing_ok=True)
+    zappa("package", stage, "-s", str(settings), "-o", str(output), venv=WEB_PACKAGES)
+    strays = foreign_binaries(output)
+    if strays:
+        raise DeployError(f"{output.name} holds binaries that cannot run on Lambda arm64/python3.12: {strays[:5]}")
+    print(f"{output.relative_to(ROOT)}: {output.stat().st_size / 2**20:.1f} MB")
+    return output
+
+
+def zappa(*arguments: str, venv: Path = ZAPPA_VENV) -> None:
     executable = ZAPPA_VENV / "bin" / "zappa"
     if not executable.exists():
         raise DeployError(f"{executable} is missing: run `make deploy` (it builds .venv-zappa) rather than this script")
-    environment = {**os.environ, "VIRTUAL_ENV": str(ZAPPA_VENV), "PATH": f"{ZAPPA_VENV / 'bin'}:{os.environ['PATH']}"}
+    # Zappa zips the venv named by VIRTUAL_ENV; it runs from .venv-zappa either way.
+    environment = {**os.environ, "VIRTUAL_ENV": str(venv), "PATH": f"{ZAPPA_VENV / 'bin'}:{os.environ['PATH']}"}
     print("+ zappa " + " ".join(arguments), flush=True)
     result = subprocess.run([str(executable), *arguments], cwd=ROOT, env=environment, check=False)
     if result.returncode != 0:
@@ -366,7 +416,9 @@ def deploy(session: Any, stage: str, alert_email: str, app_origin: str | None, d
     outputs = deployment.deploy_stack(stack_parameters(target, alert_email, origin or PENDING_ORIGIN, code_keys))
     deployment.write_remote_env(outputs, database_url)
     settings = write_zappa_settings(zappa_values(target, outputs, origin or PENDING_ORIGIN, api_host))
-    zappa("update" if deployment.web_app_exists() else "deploy", stage, "-s", str(settings))
+    # Through S3: Lambda takes at most 50 MB in a direct upload.
+    web_zip = f"s3://{target.artifact_bucket}/{deployment.upload(package_web_app(stage, settings), 'web')}"
+    zappa("update" if deployment.web_app_exists() else "deploy", stage, "-s", str(settings), "-z", web_zip)
 
     if origin is None:
         # First deploy: now that Zappa has made the app's URL, give it to CORS, ALLOWED_HOSTS and CSRF.
@@ -376,7 +428,7 @@ def deploy(session: Any, stage: str, alert_email: str, app_origin: str | None, d
         origin = f"https://{api_host}"
         outputs = deployment.deploy_stack(stack_parameters(target, alert_email, origin, code_keys))
         settings = write_zappa_settings(zappa_values(target, outputs, origin, api_host))
-        zappa("update", stage, "-s", str(settings))
+        zappa("update", stage, "-s", str(settings), "-z", web_zip)
 
     zappa("manage", stage, "migrate", "-s", str(settings))
     zappa("manage", stage, "collectstatic --noinput", "-s", str(settings))

@@ -108,12 +108,16 @@ def runtime_platform_args() -> list[str]:
     platforms += [f"manylinux_2_{minor}_{RUNTIME_ARCH}" for minor in range(17, RUNTIME_GLIBC_MINOR + 1)]
     args = [arg for tag in platforms for arg in ("--platform", tag)]
     version = RUNTIME_PYTHON.replace(".", "")
-    return [*args, "--only-binary=:all:", "--python-version", RUNTIME_PYTHON, "--implementation", "cp", "--abi",
-            f"cp{version}"]  # fmt: skip
+    return [*args, "--python-version", RUNTIME_PYTHON, "--implementation", "cp", "--abi", f"cp{version}"]
 
 
-def install(requirements: list[str], target: Path, *, for_runtime: bool) -> None:
-    """pip-install ``requirements`` into ``target``: Lambda's wheels, or this machine's for measuring."""
+def install(requirements: list[str], target: Path, *, for_runtime: bool, closure: bool = False) -> None:
+    """pip-install ``requirements`` into ``target``: Lambda's wheels, or this machine's for measuring.
+
+    ``closure`` says the list is already every distribution needed (a pip freeze): pip then installs exactly
+    those, which lets a pure-Python package that publishes no wheel (Zappa's placebo) come as an sdist while
+    every compiled one still comes as the runtime's wheel (``make deploy`` checks the zip for strays).
+    """
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as listed:
         listed.write("\n".join(requirements) + "\n")
@@ -121,6 +125,7 @@ def install(requirements: list[str], target: Path, *, for_runtime: bool) -> None
     command += ["--target", str(target), "-r", listed.name, "-c", str(CONSTRAINTS)]
     if for_runtime:
         command += runtime_platform_args()
+        command += ["--no-deps", "--prefer-binary"] if closure else ["--only-binary=:all:"]
     try:
         subprocess.run(command, check=True)
     except subprocess.CalledProcessError as error:

@@ -543,6 +543,28 @@ def test_zappa_settings_hold_no_secret_and_the_remote_env_brings_them():
     assert remote_env == f"s3://image-pipeline-artifacts-{ACCOUNT}-{REGION}/zappa/prod/remote-env.json"
 
 
+def test_zappa_never_swaps_binaries_itself():
+    # make deploy hands Zappa site-packages already made of Lambda wheels (see deploy.build_web_packages).
+    assert ZAPPA_SETTINGS["dev"]["use_precompiled_packages"] is False
+
+
+def test_deploy_refuses_an_app_zip_with_binaries_for_another_platform(tmp_path):
+    web_zip = tmp_path / "web.zip"
+    with zipfile.ZipFile(web_zip, "w") as archive:
+        for name in (
+            "PIL/_imaging.cpython-312-aarch64-linux-gnu.so",
+            "PIL/_imaging.cpython-311-x86_64-linux-gnu.so",
+            "pillow.libs/libjpeg-45e70d75.so.62.4.0",
+            "yaml/_yaml.cpython-311-aarch64-linux-gnu.so",
+            "django/__init__.py",
+        ):
+            archive.writestr(name, b"")
+    assert deploy.foreign_binaries(web_zip) == [
+        "PIL/_imaging.cpython-311-x86_64-linux-gnu.so",
+        "yaml/_yaml.cpython-311-aarch64-linux-gnu.so",
+    ]
+
+
 def test_zappa_leaves_development_trees_out_of_the_package():
     assert {"tests", "corpus", ".venv*", "infra", "node_modules", "bench", "local_stack"} <= set(
         ZAPPA_SETTINGS["dev"]["exclude"]
@@ -588,11 +610,10 @@ def test_zappa_reads_the_rendered_settings_into_the_module_it_packages(tmp_path)
 def test_zappa_packages_the_django_app_without_development_trees(tmp_path):
     """`zappa package dev` with the settings make deploy renders.
 
-    Offline: use_precompiled_packages is turned off so Zappa downloads no Linux wheels at test time, and it
-    zips this development venv; make deploy zips .venv-zappa (the app's requirements only) with Linux wheels.
+    Offline (use_precompiled_packages is off), from this development venv; make deploy packages the app's
+    requirements installed as Lambda wheels instead (build/zappa-venv) and checks the zip for stray binaries.
     """
     settings = rendered_zappa_settings()
-    settings["dev"]["use_precompiled_packages"] = False
     output = tmp_path / "web.zip"
     result = run_zappa("package", "-o", str(output), settings=settings, tmp_path=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
