@@ -155,7 +155,7 @@ def for_moto(template: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
     return kept, skipped
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def stack():
     """The stack created in moto: yields (boto3 session, outputs, logical id -> physical id)."""
     import boto3
@@ -622,3 +622,85 @@ def test_zappa_packages_the_django_app_without_development_trees(tmp_path):
     assert {"pipeline_site", "gallery", "pipeline", "django", "storages", "zappa", "handler.py"} <= top
     assert "zappa_settings.py" in top
     assert not top & {"tests", "infra", "docs", "bench", "local_stack", "build", ".venv", ".venv-checkov"}
+
+
+# -- make deploy's AWS steps, against moto ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def deployment(tmp_path, monkeypatch):
+    """A deploy.Deployment on moto, with the moto-deployable copy of the template."""
+    import boto3
+    from moto import mock_aws
+
+    template, _ = for_moto(TEMPLATE)
+    moto_template = tmp_path / "pipeline.json"
+    moto_template.write_text(json.dumps(template))
+    monkeypatch.setattr(deploy, "TEMPLATE", moto_template)
+    with mock_aws():
+        yield deploy.Deployment(boto3.session.Session(region_name=REGION), "dev")
+
+
+def plain_artifact_bucket(deployment) -> None:
+    # moto enforces the TLS-only Deny of ensure_artifact_bucket without reading its condition, so the tests of
+    # later steps start from a bucket without that policy.
+    deployment.s3.create_bucket(Bucket=deployment.target.artifact_bucket)
+
+
+def test_artifact_bucket_is_created_private_encrypted_and_tls_only(deployment):
+    deployment.ensure_artifact_bucket()
+    bucket = deployment.target.artifact_bucket
+    assert all(deployment.s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
+    encryption = deployment.s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+    assert encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    (deny,) = json.loads(deployment.s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    deployment.ensure_artifact_bucket()  # a second deploy finds it and leaves it alone
+
+
+def test_uploads_are_keyed_by_content(deployment, tmp_path):
+    plain_artifact_bucket(deployment)
+    code = tmp_path / "image-api.zip"
+    code.write_bytes(b"one")
+    first = deployment.upload(code, "lambda")
+    assert deployment.upload(code, "lambda") == first
+    code.write_bytes(b"two")
+    assert deployment.upload(code, "lambda") != first
+
+
+def test_stack_is_created_through_a_change_set_with_the_given_parameters(deployment):
+    plain_artifact_bucket(deployment)
+    for key in ("lambda/p.zip", "lambda/a.zip"):
+        deployment.s3.put_object(Bucket=deployment.target.artifact_bucket, Key=key, Body=b"PK\x05\x06" + b"\0" * 18)
+    parameters = deploy.stack_parameters(
+        deployment.target,
+        "ops@example.com",
+        "https://gallery.example.com",
+        {"image-processor": "lambda/p.zip", "image-api": "lambda/a.zip"},
+    )
+    deployment.deploy_stack(parameters)
+    # moto leaves Outputs empty after a change set, so the stack is read through its resources here.
+    cloudformation = deployment.cloudformation
+    stack = cloudformation.describe_stacks(StackName="image-pipeline-dev")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}[
+        "AppOrigin"
+    ] == "https://gallery.example.com"
+    summaries = cloudformation.list_stack_resources(StackName="image-pipeline-dev")["StackResourceSummaries"]
+    assert {s["LogicalResourceId"]: s["PhysicalResourceId"] for s in summaries}["ImageBucket"] == BUCKET_NAME
+
+
+def test_remote_env_holds_the_stack_secrets_and_the_database_url_encrypted(deployment):
+    plain_artifact_bucket(deployment)
+    secrets = deployment.secrets
+    django_arn = secrets.create_secret(Name="django", SecretString="django-key")["ARN"]
+    pipeline_arn = secrets.create_secret(Name="pipeline", SecretString="pipeline-secret")["ARN"]
+    outputs = {"DjangoSecretKeyArn": django_arn, "PipelineSecretArn": pipeline_arn}
+    deployment.write_remote_env(outputs, "postgres://u:p@db/gallery")
+    stored = deployment.s3.get_object(Bucket=deployment.target.artifact_bucket, Key="zappa/dev/remote-env.json")
+    assert stored["ServerSideEncryption"] == "AES256"
+    assert json.loads(stored["Body"].read()) == {
+        "SECRET_KEY": "django-key",
+        "PIPELINE_SECRET": "pipeline-secret",
+        "DATABASE_URL": "postgres://u:p@db/gallery",
+    }
