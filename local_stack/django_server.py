@@ -44,6 +44,9 @@ def ensure_admin(username: str, password: str) -> None:
 
 def main(port: str) -> None:
     die_with_parent()
+    # A terminal's Ctrl-C reaches the whole process group; the stack stops this process itself (SIGTERM), first
+    # in its shutdown order, so a second signal cannot land in the middle of Python's own exit.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pipeline_site.settings")
     import django
     from django.core.management import call_command

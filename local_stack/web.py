@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -89,10 +88,10 @@ class DjangoServer:
         return False
 
     def stop(self, timeout: float = 10) -> None:
-        """Ctrl-C for Django (it may have had its own from the terminal already), then a kill if it hangs."""
+        """SIGTERM (Django keeps nothing in memory worth a graceful exit), then a kill if it hangs."""
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGINT)
+        self.process.terminate()
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:

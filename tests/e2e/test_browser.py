@@ -27,6 +27,7 @@ pytestmark = pytest.mark.browser
 PORTRAIT = PHOTOS / "Portrait_6.jpg"  # stored 1800x1200 with EXIF orientation 6: upright it is portrait
 LANDSCAPE = PHOTOS / "Landscape_3.jpg"  # orientation 3 (upside down): upright it stays landscape
 NO_JS_PHOTO = PHOTOS / "Landscape_5.jpg"
+STUCK_PHOTO = PHOTOS / "Portrait_8.jpg"
 HOSTILE_FILE = HOSTILE / "made-svg-script.jpg"  # an SVG with scripts, named .jpg
 WAIT_MS = 60_000
 DETAIL_LINK = re.compile(r"/images/([a-z2-7]{26})/$")
@@ -253,6 +254,46 @@ def test_detail_page_shows_the_photo_upright_from_the_cdn(
     assert ("portrait" if height > width else "landscape") == upright, f"{photo.name} shows {width}x{height}"
     shoot(page, screenshot_dir, f"detail-{upright}")
     page.close()
+
+
+def test_gallery_tile_turns_ready_by_itself_once_a_stuck_upload_is_reprocessed(
+    staff: BrowserContext, local_stack: StackProcess, screenshot_dir: Path
+) -> None:
+    """With S3's event lost, the upload waits as a "processing" tile; staff's Reprocess in the admin sends a
+    new event, and the open gallery page shows the image without a reload."""
+    s3 = local_stack.client("s3")
+    bucket = local_stack.names.bucket
+    wiring = s3.get_bucket_notification_configuration(Bucket=bucket)
+    wiring.pop("ResponseMetadata")
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+    try:
+        upload = staff.new_page()
+        upload.goto("/upload/")
+        with upload.expect_response("**/upload/policy/") as policy:
+            upload.set_input_files("#upload-file", str(STUCK_PHOTO))
+        image_id = policy.value.json()["id"]
+        expect(upload.locator("#upload-list .upload__status")).to_have_text("Received, processing…")
+    finally:
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=wiring)
+
+    gallery = staff.new_page()
+    gallery.goto("/")
+    tile = gallery.locator(f'.tile[data-page="/images/{image_id}/"]')
+    expect(tile).to_have_class(re.compile(r"\btile--processing\b"))
+    shoot(gallery, screenshot_dir, "gallery-processing")
+
+    admin = staff.new_page()
+    admin.goto(f"/admin/gallery/image/{image_id}/change/")
+    admin.click(".reprocess-form input[type=submit]")
+    expect(admin.locator(".messagelist")).to_contain_text("Reprocessing")
+
+    image = gallery.locator(f'a[href="/images/{image_id}/"] img')
+    expect(image).to_have_count(1)
+    gallery.wait_for_function(IMAGE_LOADED, arg=image.element_handle())
+    assert image.evaluate("img => img.currentSrc").startswith(local_stack.cdn_url + "/")
+    expect(gallery.locator(".tile--processing")).to_have_count(0)
+    for page in (upload, gallery, admin):
+        page.close()
 
 
 # -- managing ----------------------------------------------------------------------------------------------
