@@ -238,7 +238,7 @@ class Deployment:
         cloudformation, name = self.cloudformation, self.target.stack_name
         template_key = self.upload(TEMPLATE, "templates")
         template_url = f"https://{self.target.artifact_bucket}.s3.{self.target.region}.amazonaws.com/{template_key}"
-        status = self._stack_status()
+        status = self.stack_status()
         if status == "ROLLBACK_COMPLETE":
             # A first create that failed leaves an empty stack that can only be deleted.
             print(f"stack {name}: deleting the failed first attempt")
@@ -281,7 +281,7 @@ class Deployment:
         stack = self.cloudformation.describe_stacks(StackName=self.target.stack_name)["Stacks"][0]
         return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
 
-    def _stack_status(self) -> str | None:
+    def stack_status(self) -> str | None:
         try:
             stack = self.cloudformation.describe_stacks(StackName=self.target.stack_name)["Stacks"][0]
         except self.cloudformation.exceptions.ClientError as error:
@@ -430,6 +430,7 @@ def deploy(session: Any, stage: str, alert_email: str, app_origin: str | None, d
         settings = write_zappa_settings(zappa_values(target, outputs, origin, api_host))
         zappa("update", stage, "-s", str(settings), "-z", web_zip)
 
+    api_host = api_host or deployment.web_app_host()
     zappa("manage", stage, "migrate", "-s", str(settings))
     zappa("manage", stage, "collectstatic --noinput", "-s", str(settings))
     print(
@@ -445,7 +446,7 @@ def destroy(session: Any, stage: str, delete_data: bool) -> None:
     check_arguments(stage, None, None)
     deployment = Deployment(session, stage)
     target = deployment.target
-    status = deployment._stack_status()
+    status = deployment.stack_status()
     if status is None:
         print(f"stack {target.stack_name} does not exist")
         return
