@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
         "(default: the largest photo and every HEIC)",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat the whole comparison, strategies taking turns; medians over all rounds (for busy machines)",
+    )
+    parser.add_argument(
         "--quiet-wait",
         type=float,
         default=0,
@@ -72,27 +78,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     unknown = set(rss_photos) - set(facts)
     if unknown:
         raise BenchError(f"--rss-photos names files not in the run: {', '.join(sorted(unknown))}")
-    if args.passes < 1:
-        raise BenchError("--passes must be at least 1")
+    if args.passes < 1 or args.rounds < 1:
+        raise BenchError("--passes and --rounds must be at least 1")
 
     strategies: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        rounds: dict[str, list[dict[str, Any]]] = {strategy: [] for strategy in args.strategies}
+        # Strategies take turns round by round, so that load from other processes falls on all of them alike.
+        for round_number in range(args.rounds):
+            for strategy in args.strategies:
+                last = round_number == args.rounds - 1
+                dump_dir = Path(scratch) / strategy
+                dump_dir.mkdir(exist_ok=True)
+                _progress(
+                    f"{strategy}: {len(photos)} photos, 1 warm-up + {args.passes} passes"
+                    + (f" (round {round_number + 1} of {args.rounds})" if args.rounds > 1 else "")
+                )
+                job = {
+                    "strategy": strategy,
+                    "mode": "throughput",
+                    "files": [str(p) for p in photos],
+                    "passes": args.passes,
+                    "dump_dir": str(dump_dir) if last else None,
+                }
+                _wait_for_quiet(args.quiet_wait)
+                load_before = os.getloadavg()[0]
+                measured = _child(job)
+                # Other processes on the machine steal wall time (CPU seconds suffer much less): keep the evidence.
+                measured["load_average"] = [load_before, os.getloadavg()[0]]
+                rounds[strategy].append(measured)
         for strategy in args.strategies:
-            dump_dir = Path(scratch) / strategy
-            dump_dir.mkdir()
-            _progress(f"{strategy}: {len(photos)} photos, 1 warm-up + {args.passes} passes")
-            job = {
-                "strategy": strategy,
-                "mode": "throughput",
-                "files": [str(p) for p in photos],
-                "passes": args.passes,
-                "dump_dir": str(dump_dir),
-            }
-            _wait_for_quiet(args.quiet_wait)
-            load_before = os.getloadavg()[0]
-            measured = _child(job)
-            # Other processes on the machine steal wall time (CPU seconds suffer much less): keep the evidence.
-            measured["load_average"] = [load_before, os.getloadavg()[0]]
+            measured = _merge_rounds(rounds[strategy])
             for name in rss_photos:
                 peak = _child({"strategy": strategy, "mode": "peak", "files": [str(args.photos / name)]})
                 measured.setdefault("per_photo_peak_rss_mb", {})[name] = peak["peak_rss_mb"]
@@ -110,6 +126,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "photos": facts,
         "passes": args.passes,
+        "rounds": args.rounds,
         "rss_photos": rss_photos,
         "strategies": strategies,
         "project_phases": breakdown,
@@ -176,6 +193,31 @@ def _child(job: dict[str, Any]) -> dict[str, Any]:
     if completed.returncode != 0:
         raise BenchError(f"{job['strategy']} ({job['mode']}) failed:\n{completed.stderr.strip()}")
     return json.loads(completed.stdout)
+
+
+def _merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One strategy's rounds as one measurement: medians of times, the highest peak, the last round's outputs."""
+    if len(rounds) == 1:
+        return rounds[0]
+    photos = rounds[0]["per_photo_wall_seconds"]
+    pass_wall = [seconds for r in rounds for seconds in r["pass_wall_seconds"]]
+    return {
+        "passes": sum(r["passes"] for r in rounds),
+        "rounds": len(rounds),
+        "pass_wall_seconds": pass_wall,
+        "median_pass_seconds": statistics.median(pass_wall),
+        "cpu_seconds_per_pass": statistics.median(r["cpu_seconds_per_pass"] for r in rounds),
+        "per_photo_wall_seconds": {
+            p: statistics.median(r["per_photo_wall_seconds"][p] for r in rounds) for p in photos
+        },
+        "per_photo_cpu_seconds": {p: statistics.median(r["per_photo_cpu_seconds"][p] for r in rounds) for p in photos},
+        "baseline_rss_mb": min(r["baseline_rss_mb"] for r in rounds),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds),
+        "ru_maxrss_mb": max(r["ru_maxrss_mb"] for r in rounds),
+        "outputs": rounds[-1]["outputs"],
+        "code_version": "+".join(sorted({r["code_version"] for r in rounds})),
+        "load_average": [min(r["load_average"][0] for r in rounds), max(r["load_average"][1] for r in rounds)],
+    }
 
 
 def _summarise(measured: dict[str, Any], facts: dict[str, dict[str, Any]], folder: Path) -> dict[str, Any]:

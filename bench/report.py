@@ -12,9 +12,11 @@ def render(results: dict[str, Any]) -> str:
     names = list(strategies)
     photos = results["photos"]
     megapixels = sum(fact["megapixels"] for fact in photos.values())
+    rounds = results.get("rounds", 1)
     lines = [
-        f"{len(photos)} photos, {megapixels:.1f} input megapixels; 1 warm-up + {results['passes']} passes, "
-        f"median pass counts; {results['machine']['cpus']} CPUs, Python {results['machine']['python']}",
+        f"{len(photos)} photos, {megapixels:.1f} input megapixels; 1 warm-up + {results['passes']} passes"
+        + (f" in each of {rounds} rounds (strategies taking turns)" if rounds > 1 else "")
+        + f", median pass counts; {results['machine']['cpus']} CPUs, Python {results['machine']['python']}",
         "",
         "Throughput and memory (each strategy in its own process)",
     ]
