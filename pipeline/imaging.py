@@ -146,12 +146,10 @@ def plan_renditions(stored_size: tuple[int, int], orientation: int, settings: Im
     if orientation not in _TRANSPOSE_FOR_ORIENTATION:
         orientation = 1  # 0 and out-of-range values are invalid; treat as "already upright"
     displayed = (stored_size[1], stored_size[0]) if orientation in (5, 6, 7, 8) else stored_size
-    return RenditionPlan(
-        stored_size=stored_size,
-        orientation=orientation,
-        optimized=fit_within(displayed, settings.optimized_size),
-        thumb=fit_within(displayed, settings.thumb_size),
-    )
+    optimized = fit_within(displayed, settings.optimized_size)
+    # The thumbnail is cut from the optimized copy, so it may never be larger than it (THUMB_SIZE > OPTIMIZED_SIZE).
+    thumb = optimized if settings.thumb_size >= max(optimized) else fit_within(displayed, settings.thumb_size)
+    return RenditionPlan(stored_size=stored_size, orientation=orientation, optimized=optimized, thumb=thumb)
 
 
 def process_image(source: bytes, settings: ImagingSettings) -> ProcessedImage:

@@ -144,6 +144,14 @@ def test_a_large_resize_done_in_parallel_stripes_matches_one_resize_without_seam
         assert mean_difference(striped.crop(rows), whole.crop(rows)) < 1
 
 
+def test_a_thumbnail_size_above_the_optimized_size_is_capped_by_it():
+    odd = dataclasses.replace(DEFAULTS, thumb_size=800, optimized_size=300)
+
+    result = process_image((PHOTOS / "DSCN0021.jpg").read_bytes(), odd)
+
+    assert {decoded(r).size for r in result.renditions} == {(300, 225)}
+
+
 # --- orientation ---------------------------------------------------------------------------------------------------
 
 
