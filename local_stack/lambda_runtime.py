@@ -33,7 +33,7 @@ class FunctionSettings:
     arn: str
     batch_size: int
     timeout_seconds: int
-    memory_limit_in_mb: int = 1769
+    memory_limit_in_mb: int
 
 
 @dataclass

@@ -113,8 +113,10 @@ class Snapshot:
             restored_objects += 1
         items: list[dict[str, Any]] = _read_json(self.root / "items.json", [])
         for start in range(0, len(items), BATCH_WRITE_LIMIT):
-            batch = [{"PutRequest": {"Item": item}} for item in items[start : start + BATCH_WRITE_LIMIT]]
-            self.dynamodb.batch_write_item(RequestItems={self.table: batch})
+            batch = items[start : start + BATCH_WRITE_LIMIT]
+            pending = {self.table: [{"PutRequest": {"Item": item}} for item in batch]}
+            while pending:
+                pending = self.dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
         return Restored(objects=restored_objects, items=len(items))
 
     def restore_messages(self, queue_urls: dict[str, str]) -> int:

@@ -77,9 +77,12 @@ def _run_on_emulator(config: LocalConfig, environ: Mapping[str, str], stopping: 
     os.environ.update(env)
     settings = Settings.from_env(env)
     names = dataclasses.replace(template_names, bucket=settings.bucket, table=settings.table)
-    for port, variable in ((config.aws_port, "LOCAL_AWS_PORT"), (config.cdn_port, "LOCAL_CDN_PORT")):
+    for port, variable in (
+        (config.aws_port, "LOCAL_AWS_PORT"),
+        (config.cdn_port, "LOCAL_CDN_PORT"),
+        (config.web_port, "LOCAL_WEB_PORT"),
+    ):
         _require_free(port, variable)
-    _require_free(config.web_port, "LOCAL_WEB_PORT")
     config.state_dir.mkdir(parents=True, exist_ok=True)
     handler = _processor_handler()
 
@@ -113,6 +116,7 @@ def _run_on_emulator(config: LocalConfig, environ: Mapping[str, str], stopping: 
             arn=f"arn:aws:lambda:{settings.region}:{ACCOUNT_ID}:function:{names.processor_function}",
             batch_size=names.batch_size,
             timeout_seconds=names.function_timeout_seconds,
+            memory_limit_in_mb=names.processor_memory_mb,
         )
         worker = QueueWorker(
             emulator.client("sqs"), resources.queue_url, resources.queue_arn, settings.region, handler, function
@@ -175,7 +179,7 @@ def _serve_until_stopped(web: DjangoServer, stopping: threading.Event) -> int:
         if code is not None:
             log.error("Django stopped on its own (exit code %s); stopping the rest", code)
             return 1
-    log.info("stopping: Django, then the processor, then a last snapshot")
+    log.info("stopping (press Ctrl-C again to skip waiting for the processor and the last snapshot)")
     return 0
 
 

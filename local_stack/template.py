@@ -37,6 +37,7 @@ class StackNames:
     max_receive_count: int
     alerts_topic: str
     processor_function: str
+    processor_memory_mb: int
     batch_size: int
     function_timeout_seconds: int
 
@@ -80,6 +81,7 @@ def read_stack_names(region: str, path: Path = TEMPLATE) -> StackNames:
         max_receive_count=int(redrive["maxReceiveCount"]),
         alerts_topic=name_of(_only(resources, "AWS::SNS::Topic"), "TopicName"),
         processor_function=name_of(function_id, "FunctionName"),
+        processor_memory_mb=int(_value(_properties(resources, function_id).get("MemorySize", 128), variables)),
         batch_size=int(mapping.get("BatchSize", 10)),
         function_timeout_seconds=int(_properties(resources, function_id).get("Timeout", 3)),
     )
@@ -141,6 +143,13 @@ def _substitute(value: Any, variables: dict[str, str], where: str) -> str:
         return variables[name]
 
     return _SUB_VARIABLE.sub(replace, value["Fn::Sub"])
+
+
+def _value(value: Any, variables: dict[str, str]) -> Any:
+    """A literal, or the default of the parameter a ``!Ref`` names."""
+    if isinstance(value, dict) and "Ref" in value:
+        return variables[value["Ref"]]
+    return value
 
 
 def _get_att_target(value: Any, where: str) -> str:
