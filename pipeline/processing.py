@@ -294,6 +294,9 @@ class _Job:
             )
 
         if not self.update_if_ours(ready):
+            if self.images.get(self.image_id, consistent=True) is None:
+                # Deleted (by staff) while we worked: what we just wrote belongs to nothing, so take it back.
+                self.objects.delete(sorted(written))
             return self.superseded()
         bytes_out = sum(r.bytes for r in renditions)
         return self.outcome(Result.PROCESSED, bytes_in=len(source), bytes_out=bytes_out)

@@ -355,6 +355,26 @@ def test_newer_upload_that_claims_the_record_mid_job_wins_and_the_older_job_writ
     assert writes_after_newer == []
 
 
+def test_image_deleted_by_staff_mid_job_leaves_no_orphaned_renditions(events, aws, pipeline_settings):
+    event = events.put("raw/deleted.jpg", PHOTOS / "Canon_40D.jpg")
+    image_id = keys.image_id_for_raw_key("raw/deleted.jpg", pipeline_settings.secret)
+    images = aws.image_store()
+    record_writes: list[str] = []
+
+    def staff_delete_before_the_job_marks_it_ready(params: dict[str, Any], **_: Any) -> None:
+        record_writes.append(image_id)
+        if len(record_writes) == 2:  # the first write is the claim, the second marks it ready
+            images.delete(images.get(image_id))
+
+    aws.dynamodb.meta.events.register(
+        "before-parameter-build.dynamodb.TransactWriteItems", staff_delete_before_the_job_marks_it_ready
+    )
+    invoke(event)
+
+    assert images.get(image_id) is None
+    assert public_keys(aws, pipeline_settings) == []
+
+
 def test_older_event_delivered_after_a_newer_one_changes_nothing(events, aws, pipeline_settings):
     # The same bytes uploaded twice: both events name the object that is there, only the sequencer differs.
     older = events.put("raw/order.jpg", PHOTOS / "Canon_40D.jpg")
