@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 DEFAULT_BUCKET = "image-pipeline-local"
 DEFAULT_TABLE = "ImageMetadata"
 DEFAULT_REGION = "us-east-1"
-DEFAULT_CDN_URL = "http://127.0.0.1:8000/cdn"
+DEFAULT_CDN_URL = "http://127.0.0.1:8001"  # the CDN stand-in `make run` starts
 DEFAULT_SECRET = "local-only-pipeline-secret-change-me"  # noqa: S105 (local default; production sets PIPELINE_SECRET)
 # Browser origins allowed to call the read API cross-origin (the local gallery; production sets API_CORS_ORIGINS).
 DEFAULT_CORS_ORIGINS = ("http://127.0.0.1:8000", "http://localhost:8000")

@@ -365,9 +365,10 @@ def test_cdn_responses_carry_security_headers():
     assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "strict-origin-when-cross-origin"
 
 
-def test_http_api_routes_the_two_reads_to_the_api_function_with_payload_2():
+def test_http_api_routes_both_paths_to_the_api_function_with_payload_2():
+    # ANY so that the function's JSON 405 answers other methods (API Gateway alone would answer 404).
     routes = {r["Properties"]["RouteKey"] for r in of_type("AWS::ApiGatewayV2::Route").values()}
-    assert routes == {"GET /images", "GET /images/{id}"}
+    assert routes == {"ANY /images", "ANY /images/{id}"}
     integration = properties("HttpApiIntegration")
     assert integration["PayloadFormatVersion"] == "2.0"
     assert integration["IntegrationUri"] == {"Fn::GetAtt": ["ApiFunction", "Arn"]}
