@@ -67,3 +67,73 @@ def _encode_webp_with_libvips() -> None:
         return imaging.EncodedRendition(name, fmt, picture.width, picture.height, data)
 
     imaging._encode = encode  # type: ignore[assignment]
+
+
+# --- encoder sweeps: `python -m bench.experiments` ------------------------------------------------------------------
+
+SWEEP_PHOTOS = ("HMD_Nokia_8.3_5G.jpg", "iphone_hdr_NO.jpg", "Landscape_3.jpg", "Portrait_6.jpg", "canon_hdr_NO.jpg")
+
+
+def _sweep(photos_dir: str) -> None:
+    """CPU, bytes and PSNR of each encoder setting on the same 1920 px images, and whether encoders overlap in
+    threads (they only can if the encoder releases the GIL)."""
+    import io
+    import math
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from PIL import Image, ImageChops, ImageOps, ImageStat
+
+    images = []
+    for name in SWEEP_PHOTOS:
+        with Image.open(Path(photos_dir) / name) as opened:
+            image = ImageOps.exif_transpose(opened).convert("RGB")
+        image.thumbnail((1920, 1920), Image.Resampling.LANCZOS)
+        images.append(image)
+
+    def encode(image: Image.Image, fmt: str, options: dict) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, fmt, **options)
+        return buffer.getvalue()
+
+    def psnr(image: Image.Image, data: bytes) -> float:
+        with Image.open(io.BytesIO(data)) as decoded:
+            squares = ImageStat.Stat(ImageChops.difference(image, decoded.convert("RGB"))).sum2
+        return 10 * math.log10(255**2 / (sum(squares) / (3 * image.width * image.height)))
+
+    settings = [("WEBP", {"quality": 80, "method": m}) for m in range(7)]
+    settings += [("WEBP", {"quality": q, "method": 2}) for q in (85, 90)]
+    settings += [
+        ("JPEG", {"quality": 82, "subsampling": "4:2:0"}),
+        ("JPEG", {"quality": 82, "subsampling": "4:2:0", "optimize": True}),
+        ("JPEG", {"quality": 82, "subsampling": "4:2:0", "optimize": True, "progressive": True}),
+    ]
+    print(f"{len(images)} photos resized to 1920 px: {', '.join(SWEEP_PHOTOS)}")
+    print(f"  {'format':6}  {'options':58}  {'CPU s':>6}  {'bytes':>10}  {'PSNR dB':>7}")
+    for fmt, options in settings:
+        start = time.process_time()
+        encoded = [encode(image, fmt, options) for image in images]
+        cpu = time.process_time() - start
+        mean_psnr = sum(psnr(i, d) for i, d in zip(images, encoded, strict=True)) / len(images)
+        print(f"  {fmt:6}  {options!s:58}  {cpu:6.3f}  {sum(map(len, encoded)):>10,}  {mean_psnr:7.2f}")
+
+    print("Do encoders overlap in 2 threads? (wall seconds for the same encodes; equal means the GIL is held)")
+    for fmt, options in (("WEBP", {"quality": 80, "method": 2}), ("JPEG", {"quality": 82, "optimize": True})):
+        start = time.perf_counter()
+        for image in images:
+            encode(image, fmt, options)
+        serial = time.perf_counter() - start
+        with ThreadPoolExecutor(2) as pool:
+            start = time.perf_counter()
+            list(pool.map(lambda image, fmt=fmt, options=options: encode(image, fmt, options), images))
+            threaded = time.perf_counter() - start
+        print(f"  {fmt} {options}: serial {serial:.3f} s, 2 threads {threaded:.3f} s ({serial / threaded:.2f}x)")
+
+
+if __name__ == "__main__":
+    import sys
+
+    from bench.cli import DEFAULT_PHOTOS
+
+    _sweep(sys.argv[1] if len(sys.argv) > 1 else str(DEFAULT_PHOTOS))
