@@ -6,7 +6,7 @@ from ``TABLE_SCHEMA``, and a test fails if the template drifts from it):
 =========================  ================  ===============  =============================================
 item                       pk                sk               index attributes
 =========================  ================  ===============  =============================================
-the image                  ``IMAGE#<id>``    ``IMAGE``        ``entity``/``created_sk`` (every image),
+the image                  ``IMAGE#<id>``    ``IMAGE``        ``entity``/``created_sk`` (once it arrived),
                                                               ``status_pk``/``created_sk`` (by status),
                                                               ``listed_pk=ALL``/``created_sk`` while public
 a tag of a public image    ``IMAGE#<id>``    ``TAG#<tag>``    ``listed_pk=TAG#<tag>``/``created_sk``
@@ -17,7 +17,9 @@ newest first with ``ScanIndexForward=False``, never a Scan:
 
 * ``Listed`` (sparse: only ready, visible images and their tag items) serves the gallery and the public API,
   with or without a tag, one Query a page and no filter that could leave a page short;
-* ``ByStatus`` serves the admin's status filter (``failed`` images together), ``ByEntity`` its full list.
+* ``ByStatus`` serves the admin's status filter (``failed`` images together), ``ByEntity`` its full list:
+  every image whose file arrived. Upload forms that were handed out but never used (``uploading``, expiring
+  through TTL) stay out of it and are found under their status.
 
 Tag items carry a copy of the image's attributes (the index projects everything), so a tag page is one
 Query too. The store writes an image and its tag items in one transaction, guarded by ``revision``.
@@ -150,7 +152,9 @@ class ImageRecord:
     def to_items(self) -> list[dict[str, Any]]:
         """The image item, followed by one item per tag while the image is listed."""
         body = _attributes(self)
-        main = {"pk": image_pk(self.id), "sk": IMAGE_SK, "entity": ENTITY_IMAGE, "status_pk": self.status.value, **body}
+        main = {"pk": image_pk(self.id), "sk": IMAGE_SK, "status_pk": self.status.value, **body}
+        if self.status is not Status.UPLOADING:
+            main["entity"] = ENTITY_IMAGE
         if not self.listed:
             return [main]
         main["listed_pk"] = LISTED_ALL

@@ -116,6 +116,15 @@ def test_list_shows_every_image_newest_first_with_thumbnails(root_client, store,
     assert 'id="result_list"' in html
 
 
+def test_unused_upload_forms_stay_out_of_the_full_list_but_show_under_their_status(root_client, store, site_aws):
+    ids = seed(store, 2)
+    image_id = keys.new_image_id()
+    store.create(records.new_record(image_id, keys.raw_key_for_upload(image_id, "upload"), Status.UPLOADING))
+
+    assert rows(root_client.get(CHANGELIST).content.decode()) == ids
+    assert rows(root_client.get(CHANGELIST, {"status": "uploading"}).content.decode()) == [image_id]
+
+
 def test_list_page_is_one_query_and_no_sql_touches_the_image_model(root_client, store, site_aws):
     seed(store, 5)
     calls: list[str] = []
