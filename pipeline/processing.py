@@ -53,7 +53,6 @@ class Reason(StrEnum):
     """Low-cardinality codes: the ``reason`` metric dimension and a log field. People read ``Outcome.detail``."""
 
     # failed (besides the class names of imaging's rejections)
-    TOO_LARGE = "TooLarge"  # the same code imaging uses for too many pixels or frames: one alarm covers all
     PROCESSING_ERROR = "ProcessingError"  # imaging raised something it should have mapped; logged with traceback
     # skipped
     NOT_RAW = "NotRaw"
@@ -92,10 +91,6 @@ def newer(sequencer: str, than: str) -> int:
 
 def _bare_etag(etag: str) -> str:
     return etag.strip('"')
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
 
 
 class ImageProcessor:
@@ -156,10 +151,11 @@ class _Job:
         if skipped:
             return skipped
 
-        limit = self.settings.imaging.max_bytes
-        if head.size > limit:
-            reason = f"file is {_megabytes(head.size)}, the limit is {_megabytes(limit)}"
-            return self.fail(Reason.TOO_LARGE, reason, byte_size=head.size)
+        try:
+            # From the ContentLength, before a byte is downloaded (an empty file is refused here too).
+            imaging.check_byte_size(head.size, self.settings.imaging)
+        except imaging.ImageRejected as rejected:
+            return self.fail(type(rejected).__name__, rejected.reason, byte_size=head.size)
 
         try:
             source = self.objects.read(event.key, if_match=head.etag)

@@ -541,7 +541,7 @@ def test_file_over_the_byte_limit_is_refused_without_downloading_it(events, aws,
     record = record_for(aws, pipeline_settings, "raw/big.jpg")
     assert reads == []
     assert record.status is Status.FAILED
-    assert record.failure_reason == "file is 0.2 MB, the limit is 0.1 MB"
+    assert record.failure_reason == "file is 157.9 KB, the limit is 97.7 KB"
     assert record.byte_size == 161_713
     assert public_keys(aws, pipeline_settings) == []
 
