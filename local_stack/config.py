@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.config import ConfigError, flag
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCALHOST = "127.0.0.1"
 # moto does not check credentials; fixed dummies make sure nothing the stack starts can reach real AWS.
@@ -66,14 +68,10 @@ class LocalConfig:
 
 
 def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise LocalConfigError(f"{name} must be 1 or 0, got {raw!r}")
+    try:
+        return flag(env, name, default=default)
+    except ConfigError as error:
+        raise LocalConfigError(str(error)) from None
 
 
 def _whole(env: Mapping[str, str], name: str, default: int) -> int:

@@ -80,6 +80,18 @@ class Settings:
         )
 
 
+def flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    """A yes/no variable: 1/0, true/false, yes/no, on/off (any case); unset or empty means ``default``."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {raw!r}")
+
+
 def _int(env: Mapping[str, str], name: str, default: int, low: int = 1, high: int | None = None) -> int:
     raw = env.get(name)
     if raw is None or raw == "":

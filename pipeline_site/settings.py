@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from pipeline.config import Settings
+from pipeline.config import ConfigError, Settings, flag
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -34,14 +34,10 @@ LOCAL_SECRET_KEY = "local-only-insecure-django-key"  # noqa: S105 (never used in
 
 
 def _flag(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {raw!r}")
+    try:
+        return flag(os.environ, name, default=default)
+    except ConfigError as error:
+        raise ImproperlyConfigured(str(error)) from None
 
 
 def _list(name: str, default: str = "") -> list[str]:
