@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "git": _git_state(),
         "photos": facts,
         "passes": args.passes,
         "rounds": args.rounds,
@@ -333,6 +334,18 @@ def _targets(strategies: dict[str, Any], rss_photos: list[str], facts: dict[str,
         f"{saving:.1%} smaller, {webp['psnr_db']:.2f} dB vs {jpeg['psnr_db']:.2f} dB",
     )
     return targets
+
+
+def _git_state() -> str:
+    """The commit measured, and whether the imaging code differed from it."""
+
+    def git(*args: str) -> str:
+        completed = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return completed.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "pipeline/imaging.py", "pipeline/placeholder.py", "pipeline/config.py")
+    return f"{commit} (imaging code edited)" if dirty else commit
 
 
 def _wait_for_quiet(seconds: float) -> None:

@@ -16,7 +16,8 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         f"{len(photos)} photos, {megapixels:.1f} input megapixels; 1 warm-up + {results['passes']} passes"
         + (f" in each of {rounds} rounds (strategies taking turns)" if rounds > 1 else "")
-        + f", median pass counts; {results['machine']['cpus']} CPUs, Python {results['machine']['python']}",
+        + f", median pass counts; {results['machine']['cpus']} CPUs, Python {results['machine']['python']}, "
+        f"commit {results.get('git', 'unknown')}",
         "",
         "Throughput and memory (each strategy in its own process)",
     ]
