@@ -37,6 +37,8 @@ EXPERIMENTS: dict[str, str] = {
     "project-webp-q90": "bench.experiments:render_webp_quality_90",
     "project-serial": "bench.experiments:render_serial",
     "project-vips-webp": "bench.experiments:render_webp_through_libvips",
+    "libvips-effort2": "bench.vips:render_webp_effort_2",
+    "libvips-effort1": "bench.vips:render_webp_effort_1",
 }
 
 

@@ -17,7 +17,8 @@ _KEEP_NONE = pyvips.enums.ForeignKeep.NONE
 _WHITE = [255, 255, 255]
 
 
-def render(source: bytes, settings: ImagingSettings) -> list[Output]:
+def render(source: bytes, settings: ImagingSettings, webp_effort: int = 4) -> list[Output]:
+    """`webp_effort` 4 is libvips' default; the experiments lower it to compare at the project's encoder cost."""
     box = settings.optimized_size
     if pillow_heif.is_supported(source):
         # The pyvips-binary wheel has no HEVC decoder: decode with pillow-heif (which applies the
@@ -35,7 +36,7 @@ def render(source: bytes, settings: ImagingSettings) -> list[Output]:
     outputs = []
     for rendition, image in (("thumb", thumb), ("optimized", optimized)):
         jpeg = image.jpegsave_buffer(Q=settings.jpeg_quality, keep=_KEEP_NONE)
-        webp = image.webpsave_buffer(Q=settings.webp_quality, keep=_KEEP_NONE)
+        webp = image.webpsave_buffer(Q=settings.webp_quality, effort=webp_effort, keep=_KEEP_NONE)
         outputs.append(Output(f"{rendition}.jpeg", image.width, image.height, jpeg))
         outputs.append(Output(f"{rendition}.webp", image.width, image.height, webp))
     # The placeholder (BlurHash + dominant colour) from a 32 px copy: libvips shrinks, the pure code hashes.
@@ -45,6 +46,14 @@ def render(source: bytes, settings: ImagingSettings) -> list[Output]:
     text = f"{placeholder.blurhash(small_rgb)} {placeholder.dominant_color(small_rgb)}"
     outputs.append(Output("placeholder", small.width, small.height, text.encode()))
     return outputs
+
+
+def render_webp_effort_2(source: bytes, settings: ImagingSettings) -> list[Output]:
+    return render(source, settings, webp_effort=2)
+
+
+def render_webp_effort_1(source: bytes, settings: ImagingSettings) -> list[Output]:
+    return render(source, settings, webp_effort=1)
 
 
 def _from_heif(source: bytes) -> pyvips.Image:
