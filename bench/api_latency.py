@@ -19,11 +19,12 @@ import statistics
 import subprocess
 import time
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+
+from local_stack.lambda_runtime import FunctionSettings, LambdaContext
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT = ROOT / "tests" / "events" / "http_api_list_images.json"
@@ -83,7 +84,14 @@ def run(options: argparse.Namespace) -> None:
     events = image_api.aws.dynamodb.meta.events
     events.register("before-call.dynamodb.*", probe.before)
     events.register("after-call.dynamodb.*", probe.after)
-    context = LambdaContext()
+    function = FunctionSettings(
+        name="image-api-bench",
+        arn="arn:aws:lambda:us-east-1:123456789012:function:image-api-bench",
+        batch_size=1,
+        timeout_seconds=10,
+        memory_limit_in_mb=512,
+    )
+    context = LambdaContext(function)
 
     def invoke(path: str, query: dict[str, str]) -> dict[str, Any]:
         event = http_event(path, query=query)
@@ -151,14 +159,6 @@ class DynamoDbProbe:
             f"{label:<40} p50 {statistics.median(ms):6.1f} ms  p90 {statistics.quantiles(ms, n=10)[8]:6.1f} ms  "
             f"| without DynamoDB: p50 {statistics.median(own):5.1f} ms  | per request: {calls}"
         )
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "image-api-bench"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:image-api-bench"
-    aws_request_id: str = "bench"
 
 
 def http_event(path: str, query: dict[str, str]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 from conftest import EVENTS
+from lambda_context import FakeLambdaContext
 
 from lambdas.image_api import handler as image_api
 from pipeline import api, keys, records
@@ -78,14 +79,6 @@ def seed(store: ImageStore, count: int, *, start: int = 0, tags: tuple[str, ...]
 
 
 @dataclass
-class LambdaContext:
-    function_name: str = "image-api"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:image-api"
-    aws_request_id: str = "5c1f5b2e-0d5b-4a3e-9c55-4b8f1c9d2a77"
-
-
-@dataclass
 class Answer:
     status: int
     headers: dict[str, str]
@@ -118,7 +111,7 @@ def http_event(
 
 
 def invoke(event: dict[str, Any]) -> Answer:
-    result = image_api.handler(event, LambdaContext())
+    result = image_api.handler(event, FakeLambdaContext(function_name="image-api"))
     assert result["isBase64Encoded"] is False
     return Answer(result["statusCode"], result.get("headers", {}), result.get("body") or "")
 

@@ -11,8 +11,9 @@ import pytest
 import schemathesis
 from conftest import ROOT
 from hypothesis import HealthCheck, settings
+from lambda_context import FakeLambdaContext
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from test_api import LambdaContext, http_event, ready_record, seed
+from test_api import http_event, ready_record, seed
 
 from lambdas.image_api import handler as image_api
 from pipeline import keys, records
@@ -30,7 +31,7 @@ def lambda_as_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) 
         query[name] = f"{query[name]},{value}" if name in query else value
     headers = {name[5:].replace("_", "-").lower(): value for name, value in environ.items() if name.startswith("HTTP_")}
     event = http_event(environ["PATH_INFO"], method=environ["REQUEST_METHOD"], query=query, headers=headers)
-    result = image_api.handler(event, LambdaContext())
+    result = image_api.handler(event, FakeLambdaContext(function_name="image-api"))
     status = result["statusCode"]
     start_response(f"{status} {HTTPStatus(status).phrase}", list(result.get("headers", {}).items()))
     return [(result.get("body") or "").encode()]
