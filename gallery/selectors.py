@@ -100,7 +100,8 @@ class AdminPage:
 def admin_page(*, status: str | None, search: str, cursor: str | None, limit: int | None = None) -> AdminPage:
     """Newest first over ByEntity (every image) or ByStatus (one status): one Query per page.
 
-    A search is a FilterExpression on that Query (title contains the text, or a tag equals it): DynamoDB
+    A search is a FilterExpression on that Query (title or file name contains the text, or a tag equals it,
+    ignoring case: the records' ``search_text`` is lower case): DynamoDB
     reads one page of the index and returns the matches in it, so a page may hold fewer than ``limit``
     rows and still have older ones to look at. The table is never read whole.
     """
@@ -112,8 +113,8 @@ def admin_page(*, status: str | None, search: str, cursor: str | None, limit: in
     start_key = _decode_admin_cursor(cursor, scope) if cursor else None
     filter_expression = filter_values = None
     if search:
-        filter_expression = "contains(title, :q) OR contains(file_name, :q) OR contains(tags, :tag)"
-        filter_values = {":q": search, ":tag": search.strip().lower()}
+        filter_expression = "contains(search_text, :q) OR contains(tags, :tag)"
+        filter_values = {":q": search.lower(), ":tag": search.strip().lower()}
     page = services.image_store().query_page(
         index,
         partition,

@@ -21,6 +21,7 @@ newest first with ``ScanIndexForward=False``, never a Scan:
   every image whose file arrived. Upload forms that were handed out but never used (``uploading``, expiring
   through TTL) stay out of it and are found under their status.
 
+Items also carry ``search_text`` (title and file name in lower case), which the admin's search filters on.
 Tag items carry a copy of the image's attributes (the index projects everything), so a tag page is one
 Query too. The store writes an image and its tag items in one transaction, guarded by ``revision``.
 """
@@ -265,6 +266,8 @@ def _attributes(record: ImageRecord) -> dict[str, Any]:
             value = value.value
         body[f.name] = value
     body["created_sk"] = record.created_sk
+    # Derived, for the admin's search (a FilterExpression's contains() is case-sensitive): never read back.
+    body["search_text"] = " ".join(part for part in (record.title, record.file_name) if part).lower()
     return body
 
 
