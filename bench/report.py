@@ -75,7 +75,10 @@ def render(results: dict[str, Any]) -> str:
             for photo in results["rss_photos"]
         ],
     )
-    lines += ["", "Outputs: total bytes over all photos, mean PSNR dB vs the reference rendering (min in brackets)"]
+    lines += [
+        "",
+        "Outputs: total bytes over all photos; mean PSNR dB (min in brackets) and mean SSIM vs the reference rendering",
+    ]
     rows = []
     for output in STORED:
         row = [output]
@@ -85,6 +88,7 @@ def render(results: dict[str, Any]) -> str:
                 "-"
                 if entry is None
                 else f"{entry['bytes']:>10,} {entry.get('psnr_db', 0):6.2f} ({entry.get('min_psnr_db', 0):.1f})"
+                f" {entry.get('ssim', 0):.4f}"
             )
         rows.append(row)
     rows.append(["stored total", *(f"{strategies[n]['stored_bytes']:>10,}" for n in names)])
@@ -136,6 +140,8 @@ def render(results: dict[str, Any]) -> str:
                 ]
             ],
         )
+    if results.get("webp_vs_jpeg_at_equal_quality"):
+        lines += ["", *_equal_quality(results["webp_vs_jpeg_at_equal_quality"]["summary"])]
     if results.get("targets"):
         lines += ["", "Targets (issue 8)"]
         lines += [f"  {'PASS' if t['passed'] else 'MISS'}  {t['target']}: {t['measured']}" for t in results["targets"]]
@@ -163,6 +169,41 @@ def render(results: dict[str, Any]) -> str:
         )
         lines.append(f"  recommended: {sizing['recommended_mb']} MB arm64 (the fastest size within 5% of the cheapest)")
     return "\n".join(lines)
+
+
+def _equal_quality(summary: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "Optimized WebP against the optimized JPEG at equal quality (per photo, the lowest WebP quality whose",
+        "figure reaches the JPEG's; saving = 1 - WebP bytes / JPEG bytes; ! = photos no quality reached, at q100)",
+    ]
+    rows = []
+    for totals in summary:
+        for key, label in (
+            ("jpeg", "JPEG as stored"),
+            ("webp_stored", "WebP as stored"),
+            ("webp_at_equal_psnr_db", "WebP, equal PSNR"),
+            ("webp_at_equal_ssim", "WebP, equal SSIM"),
+        ):
+            entry = totals.get(key)
+            if not entry:
+                continue
+            unreached = f" {entry['not_reached']}!" if entry.get("not_reached") else ""
+            rows.append(
+                [
+                    f"{totals['group']} ({totals['photos']})" if key == "jpeg" else "",
+                    label,
+                    f"{entry['median_quality']}{unreached}",
+                    f"{entry['bytes']:,}",
+                    "" if key == "jpeg" else f"{entry['saving_vs_jpeg']:+.1%}",
+                    f"{entry['psnr_db']:.2f}",
+                    _ssim(entry["ssim"]),
+                ]
+            )
+    return lines + _table(["photos", "encoding", "quality (median)", "bytes", "saving", "PSNR dB", "SSIM"], rows)
+
+
+def _ssim(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

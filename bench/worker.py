@@ -25,7 +25,7 @@ def main() -> None:
     job = json.load(sys.stdin)
     mode = job["mode"]
     settings = ImagingSettings()
-    render = load_strategy(job["strategy"]) if mode != "quality" else None
+    render = load_strategy(job["strategy"]) if mode not in ("quality", "equal_quality") else None
     photos = {Path(path).name: Path(path).read_bytes() for path in job.get("files", [])}
     if mode == "throughput":
         result = _throughput(render, photos, settings, job["passes"], job.get("dump_dir"))
@@ -34,8 +34,14 @@ def main() -> None:
     elif mode == "quality":
         from bench import quality
 
-        result = {"psnr_db": [quality.psnr(Path(photo), Path(output)) for photo, output in job["pairs"]]}
-        json.dump(result, sys.stdout)
+        scores = [quality.score(Path(photo), Path(output).read_bytes()) for photo, output in job["pairs"]]
+        json.dump({"scores": [[s.psnr_db, s.ssim] for s in scores]}, sys.stdout)
+        return
+    elif mode == "equal_quality":
+        from bench import equal_quality
+
+        per_photo = {Path(path).name: equal_quality.measure(Path(path), settings) for path in job["files"]}
+        json.dump({"per_photo": per_photo}, sys.stdout)
         return
     elif mode == "profile":
         if job["strategy"] == "project":

@@ -84,3 +84,51 @@ def test_unknown_photo_is_refused_with_its_name():
     completed = _bench("--photos", str(PHOTOS), "--files", "no-such-photo.jpg", "--passes", "1")
     assert completed.returncode == 1
     assert "no-such-photo.jpg" in completed.stderr
+
+
+def test_every_stored_output_has_a_plausible_ssim(bench_run):
+    _, results = bench_run
+    for name, strategy in results["strategies"].items():
+        for output in STORED:
+            entry = strategy["per_output"][output]
+            # A mis-oriented or mis-sized output would score far below 0.8; identical pixels score 1.
+            assert 0.8 < entry["min_ssim"] <= entry["ssim"] <= 1, (name, output, entry)
+            assert set(entry["ssim_by_photo"]) == set(SMALL_PHOTOS), (name, output)
+
+
+def test_webp_matched_to_the_jpeg_reaches_its_quality_figure(bench_run):
+    _, results = bench_run
+    equal = results["webp_vs_jpeg_at_equal_quality"]
+    assert set(equal["per_photo"]) == set(SMALL_PHOTOS)
+    for photo, measured in equal["per_photo"].items():
+        jpeg = measured["jpeg"]
+        assert jpeg["bytes"] == results["strategies"]["project"]["outputs"][photo][2]["bytes"]  # optimized.jpeg
+        for metric in ("psnr_db", "ssim"):
+            found = measured[f"webp_at_equal_{metric}"]
+            assert 1 <= found["quality"] <= 100, (photo, metric)
+            if found["reached"]:
+                assert found[metric] >= jpeg[metric], (photo, metric, found, jpeg)
+            else:
+                assert found["quality"] == 100, (photo, metric, found)
+                assert found[metric] < jpeg[metric], (photo, metric, found)
+    overall = equal["summary"][0]
+    assert overall["group"] == "all photos"
+    assert overall["photos"] == len(SMALL_PHOTOS)
+    assert overall["jpeg"]["bytes"] == sum(p["jpeg"]["bytes"] for p in equal["per_photo"].values())
+    assert {row["group"] for row in equal["summary"][1:]} == {"JPEG at source size"}  # both small JPEGs keep size
+
+
+@pytest.mark.parametrize("threshold", [1, 2, 37, 79, 80, 81, 86, 99, 100, 101])
+@pytest.mark.parametrize("start", [1, 50, 80, 100])
+def test_quality_search_finds_the_lowest_passing_quality(threshold, start):
+    from bench.equal_quality import lowest_passing
+
+    tried: list[int] = []
+
+    def passes(quality: int) -> bool:
+        tried.append(quality)
+        return quality >= threshold
+
+    assert lowest_passing(passes, start) == (threshold if threshold <= 100 else None)
+    assert all(1 <= q <= 100 for q in tried)
+    assert len(tried) <= 30

@@ -1,0 +1,162 @@
+"""The optimized WebP against the optimized JPEG at equal quality (issue 8's last target).
+
+The stored pair differ in quality as well as in size (WebP q80 is not JPEG q82), so a size ratio alone says little.
+For each photo this finds the lowest WebP quality whose PSNR, and separately whose SSIM, reaches the stored JPEG's,
+re-encoding the very pixels the project hands its WebP encoder with the project's own encoder function, and
+reports the bytes there. `measure` runs in benchmark children (`mode: equal_quality`), nothing of it timed;
+`summarise` runs in bench.cli, which must stay free of the imaging imports (its children's memory is measured).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from pipeline import imaging
+    from pipeline.config import ImagingSettings
+
+METRICS = ("psnr_db", "ssim")
+# A JPEG kept at its own size is re-encoded on its own 8x8 grid: JPEG re-quantises the source's blocks and lands
+# close to the decoded source (which is the reference), an advantage no other codec has. Reported apart.
+JPEG_AT_SOURCE_SIZE = "JPEG at source size"
+RESIZED_OR_CONVERTED = "resized or not JPEG"
+GROUPS = (RESIZED_OR_CONVERTED, JPEG_AT_SOURCE_SIZE)
+_STEP = 5  # quality steps while bracketing; then bisection inside the bracket
+
+
+def measure(photo: Path, settings: ImagingSettings) -> dict[str, Any]:
+    from bench import quality
+    from pipeline import imaging
+
+    picture, processed = _render_capturing_webp_input(photo.read_bytes(), settings)
+    stored = {r.format: r.data for r in processed.renditions if r.name == "optimized"}
+    jpeg, webp = stored["jpeg"], stored["webp"]
+    target = quality.score(photo, jpeg)
+    encodes: dict[int, dict[str, Any]] = {}
+
+    def webp_at(webp_quality: int) -> dict[str, Any]:
+        if webp_quality not in encodes:
+            data = imaging._encode(
+                "optimized", "webp", picture, dataclasses.replace(settings, webp_quality=webp_quality)
+            ).data
+            encodes[webp_quality] = {"quality": webp_quality, "bytes": len(data), **_figures(photo, data)}
+        return encodes[webp_quality]
+
+    facts = processed.facts
+    result: dict[str, Any] = {
+        "group": JPEG_AT_SOURCE_SIZE
+        if facts.format in ("JPEG", "MPO") and picture.size == (facts.width, facts.height)
+        else RESIZED_OR_CONVERTED,
+        "jpeg": {"quality": settings.jpeg_quality, "bytes": len(jpeg), **dataclasses.asdict(target)},
+        "webp_stored": {"quality": settings.webp_quality, "bytes": len(webp), **_figures(photo, webp)},
+    }
+    for metric in METRICS:
+        goal = getattr(target, metric)
+        if goal is None:  # too small for SSIM
+            result[f"webp_at_equal_{metric}"] = None
+            continue
+        lowest = lowest_passing(lambda q, metric=metric, goal=goal: webp_at(q)[metric] >= goal, settings.webp_quality)
+        # Where no WebP quality reaches the JPEG, q100 is reported (and flagged), so totals are never flattered.
+        result[f"webp_at_equal_{metric}"] = {**webp_at(lowest or 100), "reached": lowest is not None}
+    return result
+
+
+def _figures(photo: Path, data: bytes) -> dict[str, float | None]:
+    from bench import quality
+
+    return dataclasses.asdict(quality.score(photo, data))
+
+
+def lowest_passing(passes: Callable[[int], bool], start: int) -> int | None:
+    """The lowest quality in 1..100 for which `passes` holds, assuming it holds from some quality upwards;
+    None if even 100 does not. Brackets from `start` in steps of _STEP, then bisects."""
+    if passes(start):
+        low, high = start, start  # `high` passes; search below
+        while low > 1:
+            low = max(1, low - _STEP)
+            if not passes(low):
+                break
+            high = low
+        else:
+            return 1
+    else:
+        low, high = start, start
+        while True:
+            if high == 100:
+                return None
+            low, high = high, min(100, high + _STEP)
+            if passes(high):
+                break
+    # Invariant: `low` fails, `high` passes.
+    while high - low > 1:
+        middle = (low + high) // 2
+        if passes(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def _render_capturing_webp_input(
+    source: bytes, settings: ImagingSettings
+) -> tuple[Image.Image, imaging.ProcessedImage]:
+    """process_image as the processor calls it, keeping the picture it passes to the optimized WebP's encoder."""
+    from pipeline import imaging
+
+    captured: list[Image.Image] = []
+    encode = imaging._encode
+
+    def spy(name, fmt, picture, settings):
+        if (name, fmt) == ("optimized", "webp"):
+            captured.append(picture)
+        return encode(name, fmt, picture, settings)
+
+    imaging._encode = spy  # type: ignore[assignment]
+    try:
+        processed = imaging.process_image(source, settings)
+    finally:
+        imaging._encode = encode  # type: ignore[assignment]
+    return captured[0], processed
+
+
+def summarise(per_photo: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """`_totals` over all photos, then over each group that has photos (a list: the order survives JSON)."""
+    summary = [{"group": "all photos", **_totals(per_photo)}]
+    for group in GROUPS:
+        members = {name: p for name, p in per_photo.items() if p["group"] == group}
+        if members:
+            summary.append({"group": group, **_totals(members)})
+    return summary
+
+
+def _totals(per_photo: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Totals over the photos: bytes, saving against the JPEG and mean figures of the stored WebP and of each
+    equal-quality WebP (the JPEG's own figures alongside)."""
+    summary: dict[str, Any] = {"photos": len(per_photo)}
+    for key in ("jpeg", "webp_stored", *(f"webp_at_equal_{m}" for m in METRICS)):
+        photos = [p for p in per_photo.values() if p.get(key)]
+        if not photos:
+            summary[key] = None
+            continue
+        rows = [p[key] for p in photos]
+        qualities = sorted(r["quality"] for r in rows)
+        summary[key] = {
+            "bytes": sum(r["bytes"] for r in rows),
+            "saving_vs_jpeg": 1 - sum(r["bytes"] for r in rows) / sum(p["jpeg"]["bytes"] for p in photos),
+            "median_quality": qualities[len(qualities) // 2],
+            "psnr_db": sum(r["psnr_db"] for r in rows) / len(rows),
+            "ssim": _mean([r["ssim"] for r in rows]),
+            "photos": len(rows),
+            "not_reached": sum(1 for r in rows if r.get("reached") is False),
+        }
+    return summary
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
