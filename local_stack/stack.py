@@ -55,6 +55,7 @@ def local_environment(base: Mapping[str, str], config: LocalConfig, names: Stack
         CDN_URL=config.cdn_url,
         API_CORS_ORIGINS=",".join(config.web_origins),
         DATABASE_URL=f"sqlite:///{config.state_dir / 'db.sqlite3'}",
+        MAX_RECEIVE_COUNT=str(names.max_receive_count),
     )
     env.setdefault("POWERTOOLS_SERVICE_NAME", "image-processor")
     env.setdefault("POWERTOOLS_METRICS_NAMESPACE", f"ImagePipeline/{STAGE}")

@@ -54,6 +54,9 @@ class Settings:
     imaging: ImagingSettings = field(default_factory=ImagingSettings)
     # Origins the read API answers CORS requests from; empty means no CORS headers at all.
     cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
+    # The upload queue's maxReceiveCount: on this delivery of a message the processor gives up on a transient
+    # error, marks the record failed and lets the message go to the dead-letter queue.
+    max_receive_count: int = 5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +81,7 @@ class Settings:
             upload_expiry_seconds=_int(env, "UPLOAD_EXPIRY_SECONDS", cls.upload_expiry_seconds),
             imaging=imaging,
             cors_origins=_origins(env, "API_CORS_ORIGINS", DEFAULT_CORS_ORIGINS),
+            max_receive_count=_int(env, "MAX_RECEIVE_COUNT", cls.max_receive_count),
         )
 
 

@@ -54,6 +54,7 @@ class Reason(StrEnum):
 
     # failed (besides the class names of imaging's rejections)
     PROCESSING_ERROR = "ProcessingError"  # imaging raised something it should have mapped; logged with traceback
+    RETRIES_EXHAUSTED = "RetriesExhausted"  # every delivery of the event met a transient error (ImageProcessor.give_up)
     # skipped
     NOT_RAW = "NotRaw"
     OTHER_BUCKET = "OtherBucket"
@@ -119,6 +120,19 @@ class ImageProcessor:
         image_id = keys.image_id_for_raw_key(event.key, self.settings.secret)
         return _Job(self, event, image_id).run()
 
+    def give_up(self, event: ObjectCreated, error: BaseException, attempts: int) -> Outcome | None:
+        """After the last delivery of ``event`` failed with ``error`` (a transient error, raised by ``process``):
+        mark its record failed, so that people see why instead of a record stuck in ``processing``.
+
+        None when the record is not this event's to mark (no record, a newer upload's, already finished).
+        The failed record keeps no sequencer, so a redrive of the dead-lettered message processes it again,
+        as Reprocess does.
+        """
+        if not keys.is_raw_key(event.key) or event.bucket != self.settings.bucket:
+            return None
+        image_id = keys.image_id_for_raw_key(event.key, self.settings.secret)
+        return _Job(self, event, image_id).give_up(error, attempts)
+
 
 class _Job:
     """One event's trip through the pipeline; holds what the steps share (the HEAD, the claim)."""
@@ -174,6 +188,22 @@ class _Job:
             return dataclasses.replace(self.fail(Reason.PROCESSING_ERROR, reason, source=source), error=error)
 
         return self.finish(processed, source)
+
+    def give_up(self, error: BaseException, attempts: int) -> Outcome | None:
+        current = self.images.get(self.image_id, consistent=True)
+        if (
+            current is None
+            or current.status is not Status.PROCESSING
+            or current.raw_key != self.event.key
+            or current.source_sequencer != self.event.sequencer
+        ):
+            return None
+        self.etag = current.source_etag  # the version this event claimed
+        detail = (
+            f"processing failed {attempts} times in a row ({type(error).__name__}); "
+            "the upload is kept, and Reprocess tries again"
+        )
+        return self.fail(Reason.RETRIES_EXHAUSTED, detail, byte_size=current.byte_size, retryable=True)
 
     # -- steps -------------------------------------------------------------------------------------
 
@@ -297,8 +327,17 @@ class _Job:
         bytes_out = sum(r.bytes for r in renditions)
         return self.outcome(Result.PROCESSED, bytes_in=len(source), bytes_out=bytes_out)
 
-    def fail(self, reason: str, detail: str, *, source: bytes | None = None, byte_size: int | None = None) -> Outcome:
-        """Record a refusal: no renditions (an earlier version's are removed first), the reason for people."""
+    def fail(
+        self,
+        reason: str,
+        detail: str,
+        *,
+        source: bytes | None = None,
+        byte_size: int | None = None,
+        retryable: bool = False,
+    ) -> Outcome:
+        """Record a refusal: no renditions (an earlier version's are removed first), the reason for people.
+        ``retryable`` drops the record's sequencer, so that the same event is not skipped as a duplicate."""
         if not self.still_ours(self.images.get(self.image_id, consistent=True)):
             return self.superseded()
         # Remove before recording: if recording fails, the retry removes again; the other way round a retry
@@ -323,6 +362,7 @@ class _Job:
                 blurhash=None,
                 dominant_color=None,
                 notes=(),
+                source_sequencer=None if retryable else current.source_sequencer,
             )
 
         if not self.update_if_ours(failed):

@@ -203,6 +203,9 @@ def test_upload_queue_sends_a_message_to_the_dead_letter_queue_after_five_receiv
         "Attributes"
     ]["QueueArn"]
     assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": 5}
+    # The processor gives up (and marks the record failed) on exactly the delivery after which SQS dead-letters.
+    function = session.client("lambda").get_function_configuration(FunctionName=outputs["ProcessorFunctionName"])
+    assert Settings.from_env(function["Environment"]["Variables"]).max_receive_count == 5
 
 
 def test_upload_queue_visibility_outlasts_six_processor_timeouts(stack):
@@ -448,6 +451,7 @@ def test_web_app_role_writes_raw_uploads_and_static_files_but_cannot_write_rendi
 def test_every_lambda_variable_the_template_sets_is_one_the_core_reads():
     sample = {"IMAGE_BUCKET": "b", "IMAGE_TABLE": "t", "CDN_URL": "https://cdn.example", "PIPELINE_SECRET": "s"}
     sample["API_CORS_ORIGINS"] = "https://gallery.example.com"
+    sample["MAX_RECEIVE_COUNT"] = "3"
     default = Settings.from_env({})
     for function in ("ProcessorFunction", "ApiFunction"):
         for name in properties(function)["Environment"]["Variables"]:

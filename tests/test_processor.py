@@ -13,6 +13,7 @@ from urllib.parse import quote_plus
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 from conftest import EVENTS, HOSTILE, PHOTOS
 from lambda_context import FakeLambdaContext
@@ -634,6 +635,63 @@ def test_transient_error_fails_only_its_own_message_in_a_batch(events, aws, pipe
     assert record_for(aws, pipeline_settings, "raw/one.jpg").status is Status.READY
     assert record_for(aws, pipeline_settings, "raw/three.jpg").status is Status.READY
     assert record_for(aws, pipeline_settings, "raw/two.jpg") is None
+
+
+def on_delivery(batch: dict[str, Any], attempt: int) -> dict[str, Any]:
+    """The batch as SQS hands it out for the `attempt`-th time (ApproximateReceiveCount)."""
+    for message in batch["Records"]:
+        message["attributes"]["ApproximateReceiveCount"] = str(attempt)
+    return batch
+
+
+def test_last_delivery_marks_the_record_failed_and_a_redrive_processes_it(events, aws, pipeline_settings, capsys):
+    event = events.put("raw/stuck.jpg", PHOTOS / "Canon_40D.jpg")
+    image_id = keys.image_id_for_raw_key("raw/stuck.jpg", pipeline_settings.secret)
+    # The last of the four PUTs fails: the first three renditions are already public when it does.
+    outage = Outage(aws.s3, "PutObject", keys.rendition_key(image_id, "optimized", "webp"))
+    last = processor_lambda.settings.max_receive_count
+    for attempt in range(1, last):
+        with pytest.raises(BatchProcessingError):  # a batch whose every message failed fails the invocation
+            invoke(on_delivery(events.sqs(event), attempt))
+        assert record_for(aws, pipeline_settings, "raw/stuck.jpg").status is Status.PROCESSING, attempt
+    capsys.readouterr()
+
+    # Still failed, so the message reaches the dead-letter queue and its alarm.
+    with pytest.raises(BatchProcessingError, match="SlowDown"):
+        invoke(on_delivery(events.sqs(event), last))
+
+    record = record_for(aws, pipeline_settings, "raw/stuck.jpg")
+    assert record.status is Status.FAILED
+    assert record.failure_reason == (
+        f"processing failed {last} times in a row (ClientError); the upload is kept, and Reprocess tries again"
+    )
+    assert public_keys(aws, pipeline_settings) == []  # no partial result left behind
+    failed = [m for m in emitted_metrics(capsys.readouterr().out) if m["name"] == "ImagesFailed"]
+    assert [(m["value"], m["reason"]) for m in failed] == [(1, "RetriesExhausted")]
+
+    outage.end()
+    deliver(event, events)  # the same message, redriven from the dead-letter queue
+
+    record = record_for(aws, pipeline_settings, "raw/stuck.jpg")
+    assert record.status is Status.READY
+    assert record.source_sequencer == events.sequencer_of(event)
+    assert public_keys(aws, pipeline_settings) == sorted(r.key for r in record.renditions)
+
+
+def test_last_delivery_leaves_a_finished_record_alone(events, aws, pipeline_settings):
+    event = events.put("raw/done.jpg", PHOTOS / "Canon_40D.jpg")
+    deliver(event, events)
+    image_id = keys.image_id_for_raw_key("raw/done.jpg", pipeline_settings.secret)
+    before = record_for(aws, pipeline_settings, "raw/done.jpg")
+    # A newer upload of the key is being written while this stale message makes its last attempt.
+    Outage(aws.s3, "HeadObject", "raw/done.jpg")
+
+    with pytest.raises(BatchProcessingError, match="SlowDown"):
+        invoke(on_delivery(events.sqs(event), processor_lambda.settings.max_receive_count))
+
+    assert record_for(aws, pipeline_settings, "raw/done.jpg") == before
+    assert before.status is Status.READY
+    assert image_id in public_keys(aws, pipeline_settings)[0]
 
 
 def test_unrecognized_message_fails_only_itself(events, aws, pipeline_settings):

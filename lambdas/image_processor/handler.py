@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import store
 from pipeline.config import Settings
-from pipeline.processing import ImageProcessor, ObjectCreated, Outcome, Result
+from pipeline.processing import ImageProcessor, ObjectCreated, Outcome, Reason, Result
 
 DEFAULT_METRICS_NAMESPACE: Final = "ImagePipeline"
 S3_TEST_EVENT: Final = "s3:TestEvent"
@@ -56,11 +56,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | N
 
 def record_handler(record: SQSRecord) -> None:
     """One SQS message, whose body is an S3 notification (or S3's test message)."""
-    with logger.append_context_keys(message_id=record.message_id):
-        handle_notification(record.json_body)
+    attempt = int(record.attributes.approximate_receive_count or 1)
+    with logger.append_context_keys(message_id=record.message_id, attempt=attempt):
+        handle_notification(record.json_body, attempt=attempt)
 
 
-def handle_notification(notification: dict[str, Any]) -> None:
+def handle_notification(notification: dict[str, Any], *, attempt: int | None = None) -> None:
+    """``attempt``: which delivery of an SQS message this is; None for a direct S3 invocation."""
     if notification.get("Event") == S3_TEST_EVENT:
         # S3 sends this once when the notification is configured; it names no object.
         logger.info("ignored S3 test event", bucket=notification.get("Bucket"))
@@ -72,7 +74,7 @@ def handle_notification(notification: dict[str, Any]) -> None:
         if created is None:
             logger.info("ignored S3 event", event_name=s3_record.event_name)
             continue
-        handle_object(created)
+        handle_object(created, attempt=attempt)
 
 
 def object_created(s3_record: S3EventRecord) -> ObjectCreated | None:
@@ -89,7 +91,7 @@ def object_created(s3_record: S3EventRecord) -> ObjectCreated | None:
     )
 
 
-def handle_object(created: ObjectCreated) -> Outcome:
+def handle_object(created: ObjectCreated, *, attempt: int | None = None) -> Outcome:
     with logger.append_context_keys(raw_key=created.key, sequencer=created.sequencer):
         started = time.perf_counter()
         try:
@@ -97,11 +99,30 @@ def handle_object(created: ObjectCreated) -> Outcome:
         except Exception as error:
             # Transient by design (throttling, 5xx, write conflicts): raised again so the message is retried.
             _count("ProcessingErrors", reason=type(error).__name__)
-            logger.exception("processing interrupted; the event will be retried", error=type(error).__name__)
+            if attempt is not None and attempt >= settings.max_receive_count:
+                logger.exception(
+                    "processing failed on the last delivery; the message goes to the dead-letter queue",
+                    error=type(error).__name__,
+                )
+                _give_up(created, error, attempt)
+            else:
+                logger.exception("processing interrupted; the event will be retried", error=type(error).__name__)
             raise
         elapsed_ms = (time.perf_counter() - started) * 1000
         _report(outcome, elapsed_ms)
         return outcome
+
+
+def _give_up(created: ObjectCreated, error: Exception, attempt: int) -> None:
+    """Best effort: mark the record failed (if the outage also stops that, it stays ``processing``)."""
+    try:
+        outcome = processor.give_up(created, error, attempt)
+    except Exception:
+        logger.exception("could not mark the record failed; it stays processing until Reprocess or a redrive")
+        return
+    if outcome is not None and outcome.result is Result.FAILED:
+        logger.warning(f"gave up: {outcome.detail}", image_id=outcome.image_id, reason=outcome.reason)
+        _count("ImagesFailed", reason=Reason.RETRIES_EXHAUSTED)
 
 
 def _report(outcome: Outcome, elapsed_ms: float) -> None:
