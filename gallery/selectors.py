@@ -14,6 +14,9 @@ from pipeline.records import ImageRecord, Status
 
 GALLERY_PAGE_SIZE: Final = 24
 ADMIN_PAGE_SIZE: Final = 50
+# A search reads the index this many items at a time, at most this many times per page (at most 500 items).
+ADMIN_SEARCH_READ_SIZE: Final = 100
+ADMIN_SEARCH_MAX_READS: Final = 5
 ADMIN_CURSOR_MAX_AGE: Final = 24 * 3600
 _ADMIN_CURSOR_SALT: Final = "gallery.admin.cursor"
 
@@ -100,10 +103,10 @@ class AdminPage:
 def admin_page(*, status: str | None, search: str, cursor: str | None, limit: int | None = None) -> AdminPage:
     """Newest first over ByEntity (every image) or ByStatus (one status): one Query per page.
 
-    A search is a FilterExpression on that Query (title or file name contains the text, or a tag equals it,
-    ignoring case: the records' ``search_text`` is lower case): DynamoDB
-    reads one page of the index and returns the matches in it, so a page may hold fewer than ``limit``
-    rows and still have older ones to look at. The table is never read whole.
+    A search is a FilterExpression (title or file name contains the text, or a tag equals it, ignoring case: the
+    records' ``search_text`` is lower case). DynamoDB applies it after reading, so a search reads the index in
+    Queries of ADMIN_SEARCH_READ_SIZE items until its page is full, at most ADMIN_SEARCH_MAX_READS of them; a
+    rare search can then show a short page whose "Older" link reads on. The table is never scanned.
     """
     if status:
         index, partition = records.STATUS_INDEX, Status(status).value
@@ -111,18 +114,20 @@ def admin_page(*, status: str | None, search: str, cursor: str | None, limit: in
         index, partition = records.ENTITY_INDEX, records.ENTITY_IMAGE
     scope = f"{index}:{partition}:{search}"
     start_key = _decode_admin_cursor(cursor, scope) if cursor else None
-    filter_expression = filter_values = None
+    store = services.image_store()
     if search:
-        filter_expression = "contains(search_text, :q) OR contains(tags, :tag)"
-        filter_values = {":q": search.lower(), ":tag": search.strip().lower()}
-    page = services.image_store().query_page(
-        index,
-        partition,
-        limit=limit or ADMIN_PAGE_SIZE,
-        start_key=start_key,
-        filter_expression=filter_expression,
-        filter_values=filter_values,
-    )
+        page = store.search_page(
+            index,
+            partition,
+            limit=limit or ADMIN_PAGE_SIZE,
+            start_key=start_key,
+            filter_expression="contains(search_text, :q) OR contains(tags, :tag)",
+            filter_values={":q": search.lower(), ":tag": search.strip().lower()},
+            read_size=ADMIN_SEARCH_READ_SIZE,
+            max_reads=ADMIN_SEARCH_MAX_READS,
+        )
+    else:
+        page = store.query_page(index, partition, limit=limit or ADMIN_PAGE_SIZE, start_key=start_key)
     next_cursor = signing.dumps({"k": page.last_key, "s": scope}, salt=_ADMIN_CURSOR_SALT) if page.last_key else None
     return AdminPage(page.records, next_cursor)
 

@@ -115,12 +115,65 @@ class ImageStore:
         filter_values: dict[str, Any] | None = None,
     ) -> Page:
         """One Query on ``index``: newest first, at most ``limit`` items."""
-        partition_attribute = _INDEX_PARTITION[index]
+        response = self.client.query(
+            **self._query_params(index, partition_value, limit, start_key, filter_expression, filter_values)
+        )
+        found = [ImageRecord.from_item(_deserialize(item)) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return Page(records=found, last_key=_deserialize(last) if last else None)
+
+    def search_page(
+        self,
+        index: str,
+        partition_value: str,
+        *,
+        limit: int,
+        filter_expression: str,
+        filter_values: dict[str, Any],
+        start_key: dict[str, Any] | None = None,
+        read_size: int = 100,
+        max_reads: int = 5,
+    ) -> Page:
+        """Up to ``limit`` items on ``index`` that pass ``filter_expression``, newest first.
+
+        DynamoDB filters after it reads, so one Query of ``limit`` items may match none. This reads the index in
+        Queries of ``read_size`` items until the page is full, the index ends or ``max_reads`` Queries were made
+        (then the page is short but ``last_key`` leads on); ``last_key`` resumes right after the last item read
+        or returned, so nothing is skipped or shown twice.
+        """
+        matches: list[tuple[ImageRecord, dict[str, Any]]] = []
+        key = start_key
+        for _ in range(max_reads):
+            params = self._query_params(index, partition_value, read_size, key, filter_expression, filter_values)
+            response = self.client.query(**params)
+            matches += [
+                (ImageRecord.from_item(_deserialize(item)), _deserialize(_index_key(index, item)))
+                for item in response.get("Items", [])
+            ]
+            last = response.get("LastEvaluatedKey")
+            key = _deserialize(last) if last else None
+            if len(matches) >= limit:
+                if len(matches) > limit or key is not None:
+                    key = matches[limit - 1][1]  # resume after the last match shown
+                break
+            if key is None:
+                break
+        return Page(records=[record for record, _ in matches[:limit]], last_key=key)
+
+    def _query_params(
+        self,
+        index: str,
+        partition_value: str,
+        limit: int,
+        start_key: dict[str, Any] | None,
+        filter_expression: str | None,
+        filter_values: dict[str, Any] | None,
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": index,
             "KeyConditionExpression": "#p = :p",
-            "ExpressionAttributeNames": {"#p": partition_attribute},
+            "ExpressionAttributeNames": {"#p": _INDEX_PARTITION[index]},
             "ExpressionAttributeValues": _serialize({":p": partition_value, **(filter_values or {})}),
             "ScanIndexForward": False,
             "Limit": limit,
@@ -129,10 +182,7 @@ class ImageStore:
             params["FilterExpression"] = filter_expression
         if start_key:
             params["ExclusiveStartKey"] = _serialize(start_key)
-        response = self.client.query(**params)
-        found = [ImageRecord.from_item(_deserialize(item)) for item in response.get("Items", [])]
-        last = response.get("LastEvaluatedKey")
-        return Page(records=found, last_key=_deserialize(last) if last else None)
+        return params
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -328,8 +378,20 @@ def create_table(client: Any, table: str) -> None:
     )
 
 
+def _index_key(index: str, item: dict[str, Any]) -> dict[str, Any]:
+    """The ExclusiveStartKey that resumes a Query on ``index`` right after ``item`` (DynamoDB-typed values)."""
+    return {name: item[name] for name in _INDEX_KEY_ATTRIBUTES[index]}
+
+
 _INDEX_PARTITION: Final = {
     index["IndexName"]: index["KeySchema"][0]["AttributeName"]
+    for index in records.TABLE_SCHEMA["GlobalSecondaryIndexes"]
+}
+# A position in an index: the table's key and the index's own (what LastEvaluatedKey holds).
+_INDEX_KEY_ATTRIBUTES: Final = {
+    index["IndexName"]: tuple(
+        dict.fromkeys(key["AttributeName"] for key in (*records.TABLE_SCHEMA["KeySchema"], *index["KeySchema"]))
+    )
     for index in records.TABLE_SCHEMA["GlobalSecondaryIndexes"]
 }
 

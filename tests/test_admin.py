@@ -161,6 +161,53 @@ def test_search_finds_by_title_or_by_tag_ignoring_case(root_client, store):
     assert rows(by_tag) == [tagged.id]
 
 
+def search_pages(root_client, query: str) -> list[list[str]]:
+    """The rows of every page of a search, following "Older" to the end."""
+    pages, url = [], CHANGELIST + "?q=" + query
+    while url:
+        html = root_client.get(url).content.decode()
+        pages.append(rows(html))
+        older = re.search(r'<a href="(\?[^"]*cursor=[^"]+)">Older', html)
+        url = CHANGELIST + older.group(1).replace("&amp;", "&") if older else None
+    return pages
+
+
+def test_a_rare_search_fills_its_page_by_reading_on_and_pages_without_gaps(root_client, store, site_aws, monkeypatch):
+    monkeypatch.setattr(selectors, "ADMIN_PAGE_SIZE", 2)
+    monkeypatch.setattr(selectors, "ADMIN_SEARCH_READ_SIZE", 4)
+    # 5 matches among 30 images, far apart: one read of 4 index items finds at most one of them.
+    matches = {2, 3, 11, 20, 28}
+    needles = [
+        store.create(ready_record(n).replace(title=f"Needle {n}" if n in matches else f"Hay {n}")).id for n in range(30)
+    ]
+    expected = [image_id for n, image_id in enumerate(needles) if n in matches][::-1]
+    calls: list[str] = []
+    site_aws.dynamodb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+
+    pages = search_pages(root_client, "needle")
+
+    assert pages == [expected[0:2], expected[2:4], expected[4:5]]
+    assert set(calls) == {"Query"}
+    assert len(calls) <= 3 * selectors.ADMIN_SEARCH_MAX_READS
+
+
+def test_a_search_reads_at_most_a_bounded_part_of_the_index_per_page(root_client, store, site_aws, monkeypatch):
+    monkeypatch.setattr(selectors, "ADMIN_SEARCH_READ_SIZE", 3)
+    monkeypatch.setattr(selectors, "ADMIN_SEARCH_MAX_READS", 2)
+    oldest = store.create(ready_record(0).replace(title="Needle")).id
+    seed(store, 10, start=1)
+    calls: list[str] = []
+    site_aws.dynamodb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+
+    html = root_client.get(CHANGELIST, {"q": "needle"}).content.decode()
+
+    # Six of the eleven items read, no match yet: an empty page that still leads on, after exactly two Queries.
+    assert rows(html) == []
+    assert "No image in this part of the list matches “needle”; older ones may" in html
+    assert calls == ["Query", "Query"]
+    assert search_pages(root_client, "needle") == [[], [oldest]]
+
+
 def test_list_pages_with_a_cursor_over_the_index(root_client, store, monkeypatch):
     monkeypatch.setattr(selectors, "ADMIN_PAGE_SIZE", 4)
     ids = seed(store, 10)
