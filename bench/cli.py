@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import equal_quality, lambda_cost, phases, report
-from bench.renditions import EXPERIMENTS, STORED, STRATEGIES
+from bench.renditions import EXPERIMENTS, PSNR_CAP_DB, STORED, STRATEGIES
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PHOTOS = ROOT.parent / "shared" / "corpus" / "photos"
@@ -275,6 +275,8 @@ def _summarise(measured: dict[str, Any], facts: dict[str, dict[str, Any]], folde
         if ssim_index is not None:  # None: smaller than SSIM's window
             ssim.setdefault(name, {})[photo] = ssim_index
     for name, by_photo in psnr.items():
+        # Only an output with the reference's exact pixels reaches the cap.
+        per_output[name]["identical"] = sum(1 for score in by_photo.values() if score >= PSNR_CAP_DB)
         per_output[name]["psnr_db"] = statistics.fmean(by_photo.values())
         per_output[name]["min_psnr_db"] = min(by_photo.values())
         per_output[name]["psnr_db_by_photo"] = by_photo

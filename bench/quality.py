@@ -18,10 +18,10 @@ import pillow_heif
 from PIL import Image, ImageCms, ImageOps
 from skimage.metrics import structural_similarity
 
+from bench.renditions import PSNR_CAP_DB
+
 pillow_heif.register_heif_opener()
 
-# Identical pixels have infinite PSNR; cap it so averages stay finite and tables stay readable.
-PSNR_CAP_DB = 100.0
 _SRGB = ImageCms.createProfile("sRGB")
 _SSIM_WINDOW = 11  # scikit-image's Gaussian window for sigma 1.5
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as JPEG's and WebP's YCbCr

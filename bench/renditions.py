@@ -8,6 +8,8 @@ from importlib import import_module
 
 from pipeline.config import ImagingSettings
 
+# Identical pixels have infinite PSNR; bench.quality caps it so averages stay finite and tables readable.
+PSNR_CAP_DB = 100.0
 # Renditions the pipeline stores, in report order; the placeholder is measured but not compared.
 STORED = ("thumb.jpeg", "thumb.webp", "optimized.jpeg", "optimized.webp")
 

@@ -98,6 +98,14 @@ def render(results: dict[str, Any]) -> str:
         for extra in extras
     ]
     lines += _table(["output", *names], rows)
+    identical = [
+        f"{name} {output} {strategies[name]['per_output'][output]['identical']}"
+        for name in names
+        for output in STORED
+        if strategies[name]["per_output"].get(output, {}).get("identical")
+    ]
+    if identical:
+        lines.append("  outputs with the reference's exact pixels (counted as 100 dB): " + ", ".join(identical))
 
     if results.get("comparison"):
         lines += ["", "Ratios project/other (throughput > 1 is faster; bytes, CPU and RSS < 1 are smaller)"]

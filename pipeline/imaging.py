@@ -16,7 +16,7 @@ from typing import Literal
 import pillow_heif
 from PIL import Image, ImageCms
 
-from pipeline import placeholder
+from pipeline import jpeg_copy, placeholder
 from pipeline.config import ImagingSettings
 
 # HEIC/HEIF through pillow-heif; AVIF through Pillow's own plugin (pillow-heif 1.x no longer decodes AVIF).
@@ -161,6 +161,7 @@ def process_image(source: bytes, settings: ImagingSettings) -> ProcessedImage:
     decoded, picture = _read(source, settings, notes)
     plan = decoded.plan
 
+    decoded_mode = picture.mode
     if isinstance(picture, Image.Image):
         picture = _normalise_mode(picture, notes)
     to_srgb = _srgb_conversion(picture.mode, decoded.icc_profile, notes)
@@ -178,22 +179,41 @@ def process_image(source: bytes, settings: ImagingSettings) -> ProcessedImage:
         jobs += _submit_encodes("thumb", thumb, settings, notes)
 
     small = placeholder.small_rgb(thumb)
+    blurhash, dominant_color = placeholder.blurhash(small), placeholder.dominant_color(small)  # while encoders run
+    renditions = {(job.name, job.format): job for job in (future.result() for future in jobs)}
+    if _upload_is_web_ready_jpeg(decoded, decoded_mode):
+        encoded = renditions[("optimized", "jpeg")]
+        copied = jpeg_copy.strip_metadata(source)
+        if copied is not None and len(copied) < len(encoded.data):
+            notes.append("optimized JPEG: the upload's own JPEG data without its metadata (smaller than re-encoding)")
+            renditions[("optimized", "jpeg")] = replace(encoded, data=copied)
     facts = ImageFacts(
         format=decoded.format,
         mime=decoded.mime,
         width=plan.displayed_size[0],
         height=plan.displayed_size[1],
         frames=decoded.frames,
-        blurhash=placeholder.blurhash(small),
-        dominant_color=placeholder.dominant_color(small),
+        blurhash=blurhash,
+        dominant_color=dominant_color,
         notes=tuple(dict.fromkeys(notes)),
     )
-    renditions = {(job.name, job.format): job for job in (future.result() for future in jobs)}
     if thumb is optimized:  # an image no larger than a thumbnail: same pixels, so the same bytes serve both
         for fmt in ("jpeg", "webp"):
             renditions[("thumb", fmt)] = replace(renditions[("optimized", fmt)], name="thumb")
     order = (("thumb", "jpeg"), ("thumb", "webp"), ("optimized", "jpeg"), ("optimized", "webp"))
     return ProcessedImage(facts=facts, renditions=tuple(renditions[key] for key in order))
+
+
+def _upload_is_web_ready_jpeg(decoded: _Source, mode: str) -> bool:
+    """Whether the upload's own JPEG data could serve as the optimized JPEG: nothing to resize, rotate or convert."""
+    plan = decoded.plan
+    return (
+        decoded.format in ("JPEG", "MPO")
+        and plan.orientation == 1
+        and plan.optimized == plan.stored_size
+        and mode in ("RGB", "L")
+        and (decoded.icc_profile is None or _is_srgb(decoded.icc_profile))
+    )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import pytest
 from conftest import HOSTILE, PHOTOS
 from PIL import Image, ImageChops, ImageCms, ImageStat
 
-from pipeline import imaging, placeholder
+from pipeline import imaging, jpeg_copy, placeholder
 from pipeline.config import ImagingSettings
 from pipeline.imaging import CorruptImage, EncodedRendition, ProcessedImage, TooLarge, process_image
 
@@ -209,6 +209,98 @@ def test_no_exif_gps_xmp_or_comment_survives_in_any_rendition(path):
             assert [m for m in jpeg_segments(r.data) if 0xE0 <= m <= 0xEF or m == 0xFE] == [0xE0]
         else:
             assert set(webp_chunks(r.data)) <= {b"VP8 ", b"VP8L", b"VP8X", b"ALPH"}
+
+
+# --- an upload that is already a web-ready JPEG ---------------------------------------------------------------------
+
+COPIED = "optimized JPEG: the upload's own JPEG data without its metadata (smaller than re-encoding)"
+
+
+def with_metadata_and_trailer(jpeg: bytes) -> bytes:
+    """``jpeg`` with EXIF GPS, XMP and a comment after its start, and a maker-style trailer after its end."""
+    exif = Image.Exif()
+    exif[0x010F] = "Camera Maker"
+    exif.get_ifd(0x8825).update({1: "N", 2: (51.0, 30.0, 12.34), 3: "W", 4: (0.0, 7.0, 39.0)})  # GPS
+    exif_payload = b"Exif\x00\x00" + exif.tobytes()
+    xmp_payload = b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta>secret place</x:xmpmeta>"
+
+    def segment(marker: int, payload: bytes) -> bytes:
+        return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+
+    extras = segment(0xE1, exif_payload) + segment(0xE1, xmp_payload) + segment(0xFE, b"secret comment")
+    return jpeg[:2] + extras + jpeg[2:] + b"SECRET-TRAILER with the owner's name"
+
+
+def test_a_web_ready_jpeg_keeps_its_own_data_when_that_is_smaller_than_re_encoding():
+    source = (PHOTOS / "Landscape_0.jpg").read_bytes()  # 1800x1200, upright, no profile: nothing to do
+    result = process_image(source, DEFAULTS)
+
+    optimized = rendition(result, "optimized", "jpeg")
+    assert COPIED in result.facts.notes
+    assert len(optimized.data) < len(source)
+    with Image.open(io.BytesIO(source)) as original:
+        # The very pixels of the upload: no second lossy generation.
+        assert ImageChops.difference(decoded(optimized), original.convert("RGB")).getbbox() is None
+    # Everything else is made from the pixels as usual.
+    assert rendition(result, "thumb", "jpeg").data != optimized.data
+    assert decoded(rendition(result, "optimized", "webp")).size == (1800, 1200)
+
+
+def test_gps_xmp_comments_and_trailers_never_survive_the_copy():
+    source = with_metadata_and_trailer((PHOTOS / "Landscape_0.jpg").read_bytes())
+    with Image.open(io.BytesIO(source)) as opened:
+        assert opened.getexif().get_ifd(0x8825)  # the source does carry GPS
+
+    result = process_image(source, DEFAULTS)
+
+    assert COPIED in result.facts.notes
+    for r in result.renditions:
+        image = decoded(r)
+        assert not image.getexif(), r
+        assert not {"icc_profile", "xmp", "comment", "exif"} & set(image.info), r
+        for secret in (b"Exif", b"GPS", b"xap", b"secret", b"SECRET-TRAILER", b"Camera Maker"):
+            assert secret not in r.data, (r.name, r.format, secret)
+    copied = rendition(result, "optimized", "jpeg").data
+    assert [m for m in jpeg_segments(copied) if 0xE0 <= m <= 0xEF or m == 0xFE] == []
+    assert copied.endswith(b"\xff\xd9")
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("photos/HMD_Nokia_8.3_5G.jpg", "resized to 1920 px"),
+        ("hostile/made-huge-exif-orient6.jpg", "rotated upright"),
+        ("hostile/made-displayp3-icc.jpg", "converted to sRGB"),
+        ("hostile/pil_sample_cmyk.jpg", "CMYK converted to RGB"),
+        ("photos/DSCN0010.jpg", "re-encoding is smaller than the upload's data"),
+    ],
+)
+def test_a_jpeg_that_needs_work_or_shrinks_is_re_encoded(path, why):
+    result = processed(path)
+
+    assert COPIED not in result.facts.notes, why
+    source = (PHOTOS.parent / path).read_bytes()
+    optimized = rendition(result, "optimized", "jpeg").data
+    assert jpeg_segments(optimized)[0] == 0xE0, why  # Pillow's encoder writes a JFIF header; the copy has none
+    assert optimized[-2000:] not in source, why
+
+
+def test_the_copy_of_a_multi_picture_file_is_its_first_picture_only():
+    source = (HOSTILE / "sugarshack.mpo").read_bytes()
+    copied = jpeg_copy.strip_metadata(source)
+
+    assert copied is not None
+    assert len(copied) < len(source) / 2
+    with Image.open(io.BytesIO(source)) as first, Image.open(io.BytesIO(copied)) as alone:
+        assert alone.format == "JPEG"
+        assert ImageChops.difference(alone.convert("RGB"), first.convert("RGB")).getbbox() is None
+
+
+@pytest.mark.parametrize(
+    "path", ["hostile/truncated_jpeg.jpg", "hostile/pil_sample_cmyk.jpg", "photos/BSG1.tiff", "hostile/made-empty.jpg"]
+)
+def test_what_the_copy_cannot_vouch_for_is_left_to_the_encoder(path):
+    assert jpeg_copy.strip_metadata((PHOTOS.parent / path).read_bytes()) is None
 
 
 # --- colour --------------------------------------------------------------------------------------------------------
