@@ -25,15 +25,19 @@ METRICS = ("psnr_db", "ssim")
 # close to the decoded source (which is the reference), an advantage no other codec has. Reported apart.
 JPEG_AT_SOURCE_SIZE = "JPEG at source size"
 RESIZED_OR_CONVERTED = "resized or not JPEG"
-GROUPS = (RESIZED_OR_CONVERTED, JPEG_AT_SOURCE_SIZE)
+# The upload's own JPEG data kept as the optimized JPEG (pipeline.jpeg_copy): the reference's exact pixels,
+# which no lossy WebP reaches.
+JPEG_COPIED = "JPEG kept as uploaded"
+GROUPS = (RESIZED_OR_CONVERTED, JPEG_AT_SOURCE_SIZE, JPEG_COPIED)
 _STEP = 5  # quality steps while bracketing; then bisection inside the bracket
 
 
 def measure(photo: Path, settings: ImagingSettings) -> dict[str, Any]:
     from bench import quality
-    from pipeline import imaging
+    from pipeline import imaging, jpeg_copy
 
-    picture, processed = _render_capturing_webp_input(photo.read_bytes(), settings)
+    source = photo.read_bytes()
+    picture, processed = _render_capturing_webp_input(source, settings)
     stored = {r.format: r.data for r in processed.renditions if r.name == "optimized"}
     jpeg, webp = stored["jpeg"], stored["webp"]
     target = quality.score(photo, jpeg)
@@ -48,11 +52,15 @@ def measure(photo: Path, settings: ImagingSettings) -> dict[str, Any]:
         return encodes[webp_quality]
 
     facts = processed.facts
+    if jpeg == jpeg_copy.strip_metadata(source):
+        group, jpeg_quality = JPEG_COPIED, None  # the upload's own data: no quality setting made it
+    elif facts.format in ("JPEG", "MPO") and picture.size == (facts.width, facts.height):
+        group, jpeg_quality = JPEG_AT_SOURCE_SIZE, settings.jpeg_quality
+    else:
+        group, jpeg_quality = RESIZED_OR_CONVERTED, settings.jpeg_quality
     result: dict[str, Any] = {
-        "group": JPEG_AT_SOURCE_SIZE
-        if facts.format in ("JPEG", "MPO") and picture.size == (facts.width, facts.height)
-        else RESIZED_OR_CONVERTED,
-        "jpeg": {"quality": settings.jpeg_quality, "bytes": len(jpeg), **dataclasses.asdict(target)},
+        "group": group,
+        "jpeg": {"quality": jpeg_quality, "bytes": len(jpeg), **dataclasses.asdict(target)},
         "webp_stored": {"quality": settings.webp_quality, "bytes": len(webp), **_figures(photo, webp)},
     }
     for metric in METRICS:
@@ -144,11 +152,11 @@ def _totals(per_photo: dict[str, dict[str, Any]]) -> dict[str, Any]:
             summary[key] = None
             continue
         rows = [p[key] for p in photos]
-        qualities = sorted(r["quality"] for r in rows)
+        qualities = sorted(r["quality"] for r in rows if r["quality"] is not None)
         summary[key] = {
             "bytes": sum(r["bytes"] for r in rows),
             "saving_vs_jpeg": 1 - sum(r["bytes"] for r in rows) / sum(p["jpeg"]["bytes"] for p in photos),
-            "median_quality": qualities[len(qualities) // 2],
+            "median_quality": qualities[len(qualities) // 2] if qualities else None,
             "psnr_db": sum(r["psnr_db"] for r in rows) / len(rows),
             "ssim": _mean([r["ssim"] for r in rows]),
             "photos": len(rows),

@@ -200,7 +200,7 @@ def _equal_quality(summary: list[dict[str, Any]]) -> list[str]:
                 [
                     f"{totals['group']} ({totals['photos']})" if key == "jpeg" else "",
                     label,
-                    f"{entry['median_quality']}{unreached}",
+                    f"{entry['median_quality'] or '-'}{unreached}",
                     f"{entry['bytes']:,}",
                     "" if key == "jpeg" else f"{entry['saving_vs_jpeg']:+.1%}",
                     f"{entry['psnr_db']:.2f}",
