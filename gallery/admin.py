@@ -95,6 +95,7 @@ class ImageAdmin(admin.ModelAdmin):
             "first_url": "?" + urlencode(filters),
             "older_url": "?" + urlencode({**filters, "cursor": page.next_cursor}) if page.next_cursor else None,
             "is_later_page": bool(request.GET.get("cursor")),
+            "search_reach": selectors.ADMIN_SEARCH_READ_SIZE * selectors.ADMIN_SEARCH_MAX_READS,
             "actions": self._allowed_actions(request),
         }
         return self._render(request, "admin/gallery/image/change_list.html", context)

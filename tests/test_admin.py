@@ -204,6 +204,7 @@ def test_a_search_reads_at_most_a_bounded_part_of_the_index_per_page(root_client
     # Six of the eleven items read, no match yet: an empty page that still leads on, after exactly two Queries.
     assert rows(html) == []
     assert "No image in this part of the list matches “needle”; older ones may" in html
+    assert "Reads up to 6 images per page" in html
     assert calls == ["Query", "Query"]
     assert search_pages(root_client, "needle") == [[], [oldest]]
 
