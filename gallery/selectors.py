@@ -48,11 +48,13 @@ class Picture:
 
     @classmethod
     def from_document(cls, document: dict[str, Any], rendition: str = "thumb") -> Picture:
-        fallback = next(
-            (s for s in document["sources"] if s["name"] == rendition and s["format"] == "jpeg"),
-            None,
-        )
-        srcset = document.get("srcset") or {}
+        fallback = _source(document, rendition, "jpeg")
+        webp = _source(document, rendition, "webp")
+        srcset = dict(document.get("srcset") or {})
+        if fallback and webp and webp["bytes"] > fallback["bytes"]:
+            # A JPEG kept as uploaded can be smaller than the WebP made from it (and it is the upload's own
+            # pixels): then every browser gets the JPEG.
+            srcset.pop("webp", None)
         placeholder = document.get("placeholder") or {}
         return cls(
             id=document["id"],
@@ -69,6 +71,10 @@ class Picture:
             blurhash=placeholder.get("blurhash"),
             document=document,
         )
+
+
+def _source(document: dict[str, Any], name: str, fmt: str) -> dict[str, Any] | None:
+    return next((s for s in document["sources"] if s["name"] == name and s["format"] == fmt), None)
 
 
 @dataclass(frozen=True)

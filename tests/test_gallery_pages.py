@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -207,6 +208,25 @@ def test_detail_page_shows_the_optimized_picture_and_the_facts(client, store, si
     assert "JPEG" in html
     assert "1.9\xa0MB" in html
     assert "1 Nov 2026, 09:07" in html
+
+
+def test_detail_page_offers_no_webp_when_the_jpeg_kept_as_uploaded_is_smaller(client, store, site_aws):
+    record = ready_record(8)
+    bigger_webp = tuple(
+        dataclasses.replace(r, bytes=r.bytes * 2) if (r.name, r.format) == ("optimized", "webp") else r
+        for r in record.renditions
+    )
+    kept = store.create(record.replace(renditions=bigger_webp))
+    usual = store.create(ready_record(9))
+
+    kept_html = client.get(f"/images/{kept.id}/").content.decode()
+    usual_html = client.get(f"/images/{usual.id}/").content.decode()
+
+    assert 'type="image/webp"' not in kept_html
+    assert f'<img src="{site_aws.settings.cdn_url}/optimized/{kept.id}.jpg?v=' in kept_html
+    assert 'type="image/webp"' in usual_html
+    # The gallery tile compares the thumbnails, whose WebP is the smaller one here.
+    assert client.get("/").content.decode().count('type="image/webp"') == 2
 
 
 def test_detail_page_costs_one_read(client, store, dynamodb_calls):

@@ -97,14 +97,16 @@
       const picture = document.createElement("picture");
       picture.className = "pic";
       if (doc.placeholder && doc.placeholder.color) picture.style.setProperty("--placeholder", doc.placeholder.color);
-      if (doc.srcset && doc.srcset.webp) {
+      const thumb = doc.sources.find((s) => s.name === "thumb" && s.format === "jpeg") || {};
+      const thumbWebp = doc.sources.find((s) => s.name === "thumb" && s.format === "webp");
+      // As the server draws it (gallery.selectors.Picture): no WebP when it is bigger than the JPEG.
+      if (doc.srcset && doc.srcset.webp && !(thumbWebp && thumbWebp.bytes > thumb.bytes)) {
         const source = document.createElement("source");
         source.type = "image/webp";
         source.srcset = doc.srcset.webp;
         source.sizes = "300px";
         picture.append(source);
       }
-      const thumb = doc.sources.find((s) => s.name === "thumb" && s.format === "jpeg") || {};
       const img = new Image(thumb.width, thumb.height);
       img.src = doc.thumbnail;
       img.alt = doc.alt_text || doc.title || "";
