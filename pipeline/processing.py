@@ -201,7 +201,7 @@ class _Job:
         self.etag = current.source_etag  # the version this event claimed
         detail = (
             f"processing failed {attempts} times in a row ({type(error).__name__}); "
-            "the upload is kept, and Reprocess tries again"
+            "the upload is kept and can be retried"
         )
         return self.fail(Reason.RETRIES_EXHAUSTED, detail, byte_size=current.byte_size, retryable=True)
 

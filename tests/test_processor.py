@@ -663,7 +663,7 @@ def test_last_delivery_marks_the_record_failed_and_a_redrive_processes_it(events
     record = record_for(aws, pipeline_settings, "raw/stuck.jpg")
     assert record.status is Status.FAILED
     assert record.failure_reason == (
-        f"processing failed {last} times in a row (ClientError); the upload is kept, and Reprocess tries again"
+        f"processing failed {last} times in a row (ClientError); the upload is kept and can be retried"
     )
     assert public_keys(aws, pipeline_settings) == []  # no partial result left behind
     failed = [m for m in emitted_metrics(capsys.readouterr().out) if m["name"] == "ImagesFailed"]
