@@ -191,14 +191,9 @@ class _Job:
 
     def give_up(self, error: BaseException, attempts: int) -> Outcome | None:
         current = self.images.get(self.image_id, consistent=True)
-        if (
-            current is None
-            or current.status is not Status.PROCESSING
-            or current.raw_key != self.event.key
-            or current.source_sequencer != self.event.sequencer
-        ):
+        self.etag = current.source_etag if current else None  # the version this event claimed, if it did
+        if current is None or not self.still_ours(current):
             return None
-        self.etag = current.source_etag  # the version this event claimed
         detail = (
             f"processing failed {attempts} times in a row ({type(error).__name__}); "
             "the upload is kept and can be retried"

@@ -131,8 +131,8 @@ class ImageStore:
         filter_expression: str,
         filter_values: dict[str, Any],
         start_key: dict[str, Any] | None = None,
-        read_size: int = 100,
-        max_reads: int = 5,
+        read_size: int,
+        max_reads: int,
     ) -> Page:
         """Up to ``limit`` items on ``index`` that pass ``filter_expression``, newest first.
 
