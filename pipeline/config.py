@@ -25,6 +25,14 @@ class ConfigError(ValueError):
 class ImagingSettings:
     """What the imaging code needs: sizes, qualities and the limits checked before work is spent."""
 
+    # The uncropped ladder (detail page, API): widths in px, each at most 1.5x the one below it, so a browser
+    # picking the smallest rung that covers an image never gets more than 1.5x the pixels it fills
+    # (docs/imaging.md says how these were chosen). No rung is upscaled; a rung past the source becomes its width.
+    ladder_widths: tuple[int, ...] = (320, 480, 640, 960, 1280, 1920)
+    # Gallery tiles: crops of TILE_ASPECT (the tile's CSS aspect-ratio) at these widths.
+    tile_widths: tuple[int, ...] = (256, 384, 560, 840, 1120)
+    tile_aspect: tuple[int, int] = (4, 3)
+    # The API's `thumbnail` is the widest tile at most this wide; no rendition's long side exceeds OPTIMIZED_SIZE.
     thumb_size: int = 400
     optimized_size: int = 1920
     jpeg_quality: int = 82
@@ -45,6 +53,9 @@ class Settings:
     bucket: str = DEFAULT_BUCKET
     table: str = DEFAULT_TABLE
     cdn_url: str = DEFAULT_CDN_URL
+    # The CloudFront distribution in front of public/: hide and delete invalidate an image's paths in it.
+    # Empty locally, where the CDN stand-in reads S3 on every request and so forgets a file as soon as it goes.
+    cdn_distribution_id: str = ""
     # Signs API cursors and derives ids for uploads that did not come through Django.
     secret: str = DEFAULT_SECRET
     # Records of uploads that never arrive expire after this many seconds (DynamoDB TTL).
@@ -62,6 +73,8 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         imaging = ImagingSettings(
+            ladder_widths=_widths(env, "LADDER_WIDTHS", ImagingSettings.ladder_widths),
+            tile_widths=_widths(env, "TILE_WIDTHS", ImagingSettings.tile_widths),
             thumb_size=_int(env, "THUMB_SIZE", ImagingSettings.thumb_size),
             optimized_size=_int(env, "OPTIMIZED_SIZE", ImagingSettings.optimized_size),
             jpeg_quality=_int(env, "JPEG_QUALITY", ImagingSettings.jpeg_quality, 1, 100),
@@ -76,6 +89,7 @@ class Settings:
             bucket=env.get("IMAGE_BUCKET", DEFAULT_BUCKET),
             table=env.get("IMAGE_TABLE", DEFAULT_TABLE),
             cdn_url=env.get("CDN_URL", DEFAULT_CDN_URL).rstrip("/"),
+            cdn_distribution_id=env.get("CDN_DISTRIBUTION_ID", "").strip(),
             secret=env.get("PIPELINE_SECRET", DEFAULT_SECRET),
             upload_ttl_seconds=_int(env, "UPLOAD_TTL_SECONDS", cls.upload_ttl_seconds),
             upload_expiry_seconds=_int(env, "UPLOAD_EXPIRY_SECONDS", cls.upload_expiry_seconds),
@@ -109,6 +123,20 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int = 1, high: in
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise ConfigError(f"{name} must be {bounds}, got {value}")
     return value
+
+
+def _widths(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """A comma-separated list of pixel widths ("320, 640,1280"), sorted and without repeats."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        widths = sorted({int(part) for part in raw.split(",") if part.strip()})
+    except ValueError:
+        raise ConfigError(f"{name} must list whole numbers of pixels like 320,640,1280; got {raw!r}") from None
+    if not widths or widths[0] < 16 or widths[-1] > 8192:
+        raise ConfigError(f"{name} must list widths from 16 to 8192 pixels; got {raw!r}")
+    return tuple(widths)
 
 
 def _origins(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:

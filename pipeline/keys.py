@@ -1,4 +1,14 @@
-"""The S3 key layout (raw/, public/thumbs/, public/optimized/) and image ids: written once, imported everywhere.
+"""The S3 key layout (raw/, public/thumbs/, public/optimized/, hidden/) and image ids: written once.
+
+Renditions live in a folder per image, and every processing run writes under a version of its own::
+
+    public/optimized/<id>/<version>-<width>.<ext>           the uncropped ladder (detail page, API)
+    public/thumbs/<id>/<version>-<width>x<height>.<ext>     the 4:3 tile crops (gallery tiles)
+
+A key is written once and never rewritten (its URL never changes meaning, so CDNs and browsers keep it for a
+year); a run that loses a race deletes only the keys of its own version. A hidden image's renditions sit under
+``hidden/`` with the same rest of the key, outside what the CDN serves. One folder per image lets a CDN
+invalidation name every file of an image with two wildcard paths.
 
 An image id is 26 characters of lowercase base32 (130 bits): not guessable and free of the file name.
 Two upload paths meet the same record through the raw key:
@@ -22,9 +32,13 @@ from typing import Final, Literal
 
 RAW_PREFIX: Final = "raw/"
 PUBLIC_PREFIX: Final = "public/"
-# The CDN serves the bucket's public/ prefix at its root: public/thumbs/x.jpg -> https://cdn/thumbs/x.jpg
+# Renditions of hidden images: same layout as public/, never served by the CDN.
+HIDDEN_PREFIX: Final = "hidden/"
+# The CDN serves the bucket's public/ prefix at its root: public/thumbs/<id>/v-1.jpg -> https://cdn/thumbs/<id>/v-1.jpg
 RENDITION_DIRS: Final = {"thumb": "thumbs", "optimized": "optimized"}
 RENDITION_EXTENSIONS: Final = {"jpeg": "jpg", "webp": "webp"}
+VERSION_LENGTH: Final = 10
+_VERSION_PATTERN: Final = re.compile(r"[a-z2-7]{10}")
 
 RenditionName = Literal["thumb", "optimized"]
 RenditionFormat = Literal["jpeg", "webp"]
@@ -82,18 +96,77 @@ def safe_file_name(file_name: str) -> str:
     return cleaned or "upload"
 
 
-def rendition_path(image_id: str, name: RenditionName, fmt: RenditionFormat) -> str:
-    """The path below the CDN root (and below ``public/`` in the bucket): ``thumbs/<id>.webp``."""
-    return f"{RENDITION_DIRS[name]}/{image_id}.{RENDITION_EXTENSIONS[fmt]}"
+def new_version() -> str:
+    """A fresh rendition version: one per processing run, so two runs never write the same key."""
+    return _encode(secrets.token_bytes(7))[:VERSION_LENGTH]
 
 
-def rendition_key(image_id: str, name: RenditionName, fmt: RenditionFormat) -> str:
-    """The S3 key of a rendition: ``public/thumbs/<id>.webp``."""
-    return PUBLIC_PREFIX + rendition_path(image_id, name, fmt)
+def rendition_key(
+    image_id: str,
+    name: RenditionName,
+    fmt: RenditionFormat,
+    *,
+    version: str,
+    width: int,
+    height: int,
+    hidden: bool = False,
+) -> str:
+    """The S3 key of one rendition: ``public/optimized/<id>/<v>-1280.webp``, ``public/thumbs/<id>/<v>-560x420.jpg``.
+
+    Tiles (``thumb``) carry their height too: they are crops, so their shape is part of what the file is.
+    """
+    if not is_image_id(image_id):
+        raise ValueError(f"not an image id: {image_id!r}")
+    if not _VERSION_PATTERN.fullmatch(version):
+        raise ValueError(f"not a rendition version: {version!r}")
+    size = f"{width}x{height}" if name == "thumb" else f"{width}"
+    prefix = HIDDEN_PREFIX if hidden else PUBLIC_PREFIX
+    return f"{prefix}{RENDITION_DIRS[name]}/{image_id}/{version}-{size}.{RENDITION_EXTENSIONS[fmt]}"
 
 
-def all_rendition_keys(image_id: str) -> list[str]:
-    return [rendition_key(image_id, name, fmt) for name in RENDITION_DIRS for fmt in RENDITION_EXTENSIONS]
+def image_rendition_prefixes(image_id: str) -> tuple[str, ...]:
+    """Every folder that can hold a rendition of this image (public and hidden), for listing what is there."""
+    return tuple(
+        f"{prefix}{folder}/{image_id}/"
+        for prefix in (PUBLIC_PREFIX, HIDDEN_PREFIX)
+        for folder in RENDITION_DIRS.values()
+    )
+
+
+def cdn_invalidation_paths(image_id: str) -> tuple[str, ...]:
+    """The CDN paths that cover every rendition of this image, ``/thumbs/<id>/*``, ``/optimized/<id>/*``."""
+    return tuple(f"/{folder}/{image_id}/*" for folder in RENDITION_DIRS.values())
+
+
+def legacy_rendition_keys(image_id: str) -> list[str]:
+    """The keys of the flat layout before versioned keys (``public/thumbs/<id>.jpg``): reprocess-all removes them."""
+    return [
+        f"{PUBLIC_PREFIX}{folder}/{image_id}.{ext}"
+        for folder in RENDITION_DIRS.values()
+        for ext in RENDITION_EXTENSIONS.values()
+    ]
+
+
+def is_hidden_key(key: str) -> bool:
+    return key.startswith(HIDDEN_PREFIX)
+
+
+def hidden_key(key: str) -> str:
+    """Where a public rendition sits while its image is hidden (``public/x`` -> ``hidden/x``)."""
+    if key.startswith(HIDDEN_PREFIX):
+        return key
+    if not key.startswith(PUBLIC_PREFIX):
+        raise ValueError(f"not a rendition key: {key!r}")
+    return HIDDEN_PREFIX + key[len(PUBLIC_PREFIX) :]
+
+
+def public_key(key: str) -> str:
+    """The public key of a hidden rendition (``hidden/x`` -> ``public/x``); public keys as they are."""
+    if key.startswith(PUBLIC_PREFIX):
+        return key
+    if not key.startswith(HIDDEN_PREFIX):
+        raise ValueError(f"not a rendition key: {key!r}")
+    return PUBLIC_PREFIX + key[len(HIDDEN_PREFIX) :]
 
 
 def cdn_path(key: str) -> str:
