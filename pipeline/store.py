@@ -6,10 +6,11 @@ the local emulator), so the same code runs against moto and AWS with no branch f
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -78,6 +79,16 @@ class Aws:
         return boto3.client(
             "s3", region_name=self.settings.region, config=client_config().merge(Config(signature_version="s3v4"))
         )
+
+    @cached_property
+    def cloudfront(self) -> Any:
+        return boto3.client("cloudfront", region_name=self.settings.region, config=client_config())
+
+    def cdn(self) -> Cdn:
+        """The CDN in front of public/: CloudFront when a distribution is configured, else the local stand-in's."""
+        if self.settings.cdn_distribution_id:
+            return CloudFrontCdn(self.cloudfront, self.settings.cdn_distribution_id)
+        return NoCdnCache()
 
     def image_store(self) -> ImageStore:
         return ImageStore(self.dynamodb, self.settings.table)
@@ -367,6 +378,43 @@ class ObjectStore:
         return self.client.generate_presigned_post(
             Bucket=self.bucket, Key=key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
         )
+
+
+class Cdn(Protocol):
+    """What the pipeline asks of the CDN: forget these paths now (hide, delete)."""
+
+    def invalidate(self, paths: Iterable[str]) -> str | None: ...
+
+
+class CloudFrontCdn:
+    """CloudFront invalidations for one distribution (the IAM policy allows exactly this distribution)."""
+
+    def __init__(self, client: Any, distribution_id: str) -> None:
+        self.client = client
+        self.distribution_id = distribution_id
+
+    def invalidate(self, paths: Iterable[str]) -> str | None:
+        """Start an invalidation of ``paths`` (wildcards allowed); returns its id. CloudFront finishes it in
+        about a minute at every edge location."""
+        items = sorted(set(paths))
+        if not items:
+            return None
+        response = self.client.create_invalidation(
+            DistributionId=self.distribution_id,
+            InvalidationBatch={
+                "Paths": {"Quantity": len(items), "Items": items},
+                # Unique per call: CloudFront treats a repeated reference as the same request.
+                "CallerReference": f"{records.now_iso()}-{secrets.token_hex(4)}",
+            },
+        )
+        return str(response["Invalidation"]["Id"])
+
+
+class NoCdnCache:
+    """The local CDN stand-in caches nothing (it reads S3 on every request): a removed file is gone at once."""
+
+    def invalidate(self, paths: Iterable[str]) -> str | None:
+        return None
 
 
 def create_table(client: Any, table: str) -> None:
