@@ -7,7 +7,11 @@ The flow for one ``ObjectCreated`` (see docs/processor.md for the why):
    an event older than the record's, or a duplicate of one already finished, is skipped here.
 3. Refuse a file larger than ``max_bytes`` from its ContentLength, before any byte is downloaded.
 4. GET exactly the version we checked (If-Match), decode and encode it (``pipeline.imaging``).
-5. Re-read the record (consistent): still ours? Then write the renditions and mark it ``ready`` with every fact.
+5. Re-read the record (consistent): still ours? Then write the renditions under a version of this run's own
+   (``keys.rendition_key``; under ``hidden/`` for a hidden image) and mark the record ``ready`` with every fact
+   and the list of its renditions. Only once the record points at the new files are the files it pointed at
+   before deleted (and the flat layout's, for records made before versioned keys). A run that loses the record
+   on the way deletes the files of its own version and nothing else, so no run can overwrite or delete another's.
    A refused image instead loses any renditions of an earlier version and is marked ``failed`` with the reason.
 
 Transient errors (throttling, 5xx, ``WriteConflict``) propagate so the message is retried; everything that would
@@ -26,7 +30,7 @@ from typing import Final
 from pipeline import imaging, keys, records
 from pipeline.config import Settings
 from pipeline.records import ImageRecord, Rendition, Status
-from pipeline.store import ImageStore, ObjectMissing, ObjectStore
+from pipeline.store import Cdn, ImageStore, NoCdnCache, ObjectMissing, ObjectStore
 
 FINISHED: Final = frozenset({Status.READY, Status.FAILED})
 
@@ -103,12 +107,16 @@ class ImageProcessor:
         images: ImageStore,
         objects: ObjectStore,
         *,
+        cdn: Cdn | None = None,
         clock: Callable[[], str] = records.now_iso,
+        new_version: Callable[[], str] = keys.new_version,
     ) -> None:
         self.settings = settings
         self.images = images
         self.objects = objects
+        self.cdn = cdn or NoCdnCache()
         self.clock = clock
+        self.new_version = new_version
 
     def process(self, event: ObjectCreated) -> Outcome:
         if not keys.is_raw_key(event.key):
@@ -141,7 +149,9 @@ class _Job:
         self.settings = processor.settings
         self.images = processor.images
         self.objects = processor.objects
+        self.cdn = processor.cdn
         self.clock = processor.clock
+        self.new_version = processor.new_version
         self.event = event
         self.image_id = image_id
         # The ETag this job checked and claimed (no quotes); every later step works on exactly that version.
@@ -271,13 +281,22 @@ class _Job:
         return self.outcome(Result.SKIPPED, Reason.SUPERSEDED, detail)
 
     def finish(self, processed: imaging.ProcessedImage, source: bytes) -> Outcome:
-        # A cheap consistent read right before the writes keeps the window in which an older event could
-        # overwrite a newer one's renditions down to the few PUTs below (docs/processor.md).
-        if not self.still_ours(self.images.get(self.image_id, consistent=True)):
+        # A cheap consistent read right before the writes: a run that has already lost writes nothing.
+        claimed = self.images.get(self.image_id, consistent=True)
+        if claimed is None or not self.still_ours(claimed):
             return self.superseded()
+        version = self.new_version()
         renditions = []
         for encoded in processed.renditions:
-            key = keys.rendition_key(self.image_id, encoded.name, encoded.format)
+            key = keys.rendition_key(
+                self.image_id,
+                encoded.name,
+                encoded.format,
+                version=version,
+                width=encoded.width,
+                height=encoded.height,
+                hidden=claimed.hidden,
+            )
             self.objects.write(key, encoded.data, encoded.content_type)
             renditions.append(
                 Rendition(
@@ -289,16 +308,15 @@ class _Job:
                     bytes=len(encoded.data),
                 )
             )
-        written = {r.key for r in renditions}
-        leftovers = [key for key in keys.all_rendition_keys(self.image_id) if key not in written]
-        if leftovers:
-            self.objects.delete(leftovers)
+        written = [r.key for r in renditions]
 
         facts = processed.facts
         at = self.clock()
         sha256 = hashlib.sha256(source).hexdigest()
+        replaced: list[str] = []
 
         def ready(current: ImageRecord) -> ImageRecord:
+            replaced[:] = [r.key for r in current.renditions]
             return current.with_status(Status.READY, at=at).replace(
                 content_type=facts.mime,
                 byte_size=len(source),
@@ -315,12 +333,28 @@ class _Job:
             )
 
         if not self.update_if_ours(ready):
-            if self.images.get(self.image_id, consistent=True) is None:
-                # Deleted (by staff) while we worked: what we just wrote belongs to nothing, so take it back.
-                self.objects.delete(sorted(written))
+            # A newer upload, a twin delivery or a delete took the record: our version's files belong to nothing.
+            self.objects.delete(written)
             return self.superseded()
         bytes_out = sum(r.bytes for r in renditions)
-        return self.outcome(Result.PROCESSED, bytes_in=len(source), bytes_out=bytes_out)
+        detail = self.remove_replaced([*replaced, *keys.legacy_rendition_keys(self.image_id)], keep=set(written))
+        saved = self.images.get(self.image_id, consistent=True)
+        if saved is not None and saved.hidden != claimed.hidden:
+            # Hidden or shown by staff while we worked: put the files on the side the record now says.
+            from pipeline import visibility
+
+            visibility.settle(self.images, self.objects, self.cdn, self.image_id)
+        return self.outcome(Result.PROCESSED, detail=detail, bytes_in=len(source), bytes_out=bytes_out)
+
+    def remove_replaced(self, stale: list[str], *, keep: set[str]) -> str | None:
+        """Delete the files the record pointed at before this run. The record no longer names them, so a failure
+        here leaves orphans, not a broken image: it is reported in the outcome, and the message is not retried."""
+        doomed = sorted(set(stale) - keep)
+        try:
+            self.objects.delete(doomed)
+        except Exception as error:  # StoreError or botocore's: both only cost storage
+            return f"{len(doomed)} files of the previous renditions could not be deleted: {error}"
+        return None
 
     def fail(
         self,
@@ -333,11 +367,12 @@ class _Job:
     ) -> Outcome:
         """Record a refusal: no renditions (an earlier version's are removed first), the reason for people.
         ``retryable`` drops the record's sequencer, so that the same event is not skipped as a duplicate."""
-        if not self.still_ours(self.images.get(self.image_id, consistent=True)):
+        current = self.images.get(self.image_id, consistent=True)
+        if current is None or not self.still_ours(current):
             return self.superseded()
         # Remove before recording: if recording fails, the retry removes again; the other way round a retry
         # would see a finished duplicate and the stale renditions would stay.
-        self.objects.delete(keys.all_rendition_keys(self.image_id))
+        self.objects.delete([r.key for r in current.renditions] + keys.legacy_rendition_keys(self.image_id))
         at = self.clock()
         sha256 = hashlib.sha256(source).hexdigest() if source is not None else None
         if source is not None:

@@ -35,7 +35,7 @@ batch = BatchProcessor(event_type=EventType.SQS)
 # Once per container: configuration and clients are reused by every invocation it serves.
 settings = Settings.from_env()
 aws = store.Aws(settings)
-processor = ImageProcessor(settings, aws.image_store(), aws.object_store())
+processor = ImageProcessor(settings, aws.image_store(), aws.object_store(), cdn=aws.cdn())
 
 
 class UnrecognizedMessage(ValueError):
@@ -138,6 +138,8 @@ def _report(outcome: Outcome, elapsed_ms: float) -> None:
         _count("ImagesFailed", reason=outcome.reason or "Unknown")
     else:
         logger.info("processed", bytes_in=outcome.bytes_in, bytes_out=outcome.bytes_out, **fields)
+        if outcome.detail:  # the previous renditions could not all be removed: orphans, not a broken image
+            logger.warning(f"processed, with leftovers: {outcome.detail}", **fields)
         metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="BytesOut", unit=MetricUnit.Bytes, value=outcome.bytes_out)
     metrics.add_metric(name="ProcessingTime", unit=MetricUnit.Milliseconds, value=elapsed_ms)
