@@ -33,8 +33,6 @@ MAX_LIMIT: Final = 100
 CURSOR_TTL_SECONDS: Final = 24 * 3600
 CURSOR_EXPIRY_STEP: Final = 3600
 MAX_CURSOR_LENGTH: Final = 1024
-# The ?v= on rendition URLs: enough of the source's sha256 that a re-upload gets new URLs.
-VERSION_LENGTH: Final = 12
 
 # Lists change with every upload: a short shared cache absorbs bursts. Documents of ready images change only
 # when someone edits them. Anything still processing must not be cached, or polling would never see "ready".
@@ -45,6 +43,7 @@ JSON_CONTENT_TYPE: Final = "application/json"
 
 _LIMIT_PATTERN: Final = re.compile(r"[0-9]{1,4}")
 _FORMAT_ORDER: Final = {"webp": 0, "jpeg": 1}  # modern first, as a <picture> lists its <source>s
+_FAMILY_ORDER: Final = {"thumb": 0, "optimized": 1}
 _KEY_ATTRIBUTES: Final = frozenset(
     {entry["AttributeName"] for entry in records.TABLE_SCHEMA["KeySchema"]}
     | {
@@ -95,9 +94,18 @@ def internal_error() -> ApiError:
 
 
 def image_document(record: ImageRecord, settings: Settings) -> dict[str, Any]:
-    """The public JSON document of one image: what clients may know, and URLs they can use as they are."""
-    renditions = sorted(record.renditions, key=lambda r: (r.width, _FORMAT_ORDER.get(r.format, 9), r.name))
-    sources = [_source(record, rendition, settings) for rendition in renditions]
+    """The public JSON document of one image: what clients may know, and URLs they can use as they are.
+
+    ``sources`` lists every rendition; ``srcset`` offers the uncropped ladder and ``thumbnail_srcset`` the 4:3
+    tiles, each as ``{"webp": ..., "jpeg": ...}`` for a ``<picture>``: the ``jpeg`` candidates for every browser,
+    and for browsers that take WebP, at each width the WebP where it is smaller than the JPEG and the JPEG where
+    it is not (WebP is encoded at the quality that matches the JPEG's SSIM, so bytes decide).
+    """
+    renditions = sorted(
+        record.renditions, key=lambda r: (_FAMILY_ORDER.get(r.name, 9), r.width, _FORMAT_ORDER.get(r.format, 9))
+    )
+    sources = [_source(rendition, settings) for rendition in renditions]
+    sources = [source for source in sources if source["url"]]
     return {
         "id": record.id,
         "status": record.status.value,
@@ -111,21 +119,26 @@ def image_document(record: ImageRecord, settings: Settings) -> dict[str, Any]:
         "bytes": record.byte_size,
         "created_at": record.created_at,
         "processed_at": record.processed_at,
-        "thumbnail": _url_of(sources, "thumb", "jpeg"),
-        "optimized": _url_of(sources, "optimized", "jpeg"),
+        "thumbnail": _default_url(sources, "thumb", settings.imaging.thumb_size),
+        "optimized": _default_url(sources, "optimized", None),
         "sources": sources,
-        "srcset": _srcsets(sources),
+        "srcset": _srcsets([s for s in sources if s["name"] == "optimized"]),
+        "thumbnail_srcset": _srcsets([s for s in sources if s["name"] == "thumb"]),
         "placeholder": {"blurhash": record.blurhash, "color": record.dominant_color},
     }
 
 
-def rendition_url(record: ImageRecord, rendition: Rendition, settings: Settings) -> str:
-    """The CDN URL of a rendition, versioned by the source's content so caches can keep it for a year."""
-    url = f"{settings.cdn_url}/{keys.rendition_path(record.id, rendition.name, rendition.format)}"
-    return f"{url}?v={record.sha256[:VERSION_LENGTH]}" if record.sha256 else url
+def rendition_url(rendition: Rendition, settings: Settings) -> str | None:
+    """The CDN URL of a rendition; None while its image is hidden (its files are then outside the CDN's reach).
+
+    The key carries its own version, so the URL never changes meaning and caches keep it for a year.
+    """
+    if keys.is_hidden_key(rendition.key):
+        return None
+    return f"{settings.cdn_url}/{keys.cdn_path(rendition.key)}"
 
 
-def _source(record: ImageRecord, rendition: Rendition, settings: Settings) -> dict[str, Any]:
+def _source(rendition: Rendition, settings: Settings) -> dict[str, Any]:
     return {
         "name": rendition.name,
         "format": rendition.format,
@@ -133,21 +146,43 @@ def _source(record: ImageRecord, rendition: Rendition, settings: Settings) -> di
         "width": rendition.width,
         "height": rendition.height,
         "bytes": rendition.bytes,
-        "url": rendition_url(record, rendition, settings),
+        "url": rendition_url(rendition, settings),
     }
 
 
-def _url_of(sources: list[dict[str, Any]], name: str, fmt: str) -> str | None:
-    return next((s["url"] for s in sources if s["name"] == name and s["format"] == fmt), None)
+def _default_url(sources: list[dict[str, Any]], name: str, at_most: int | None) -> str | None:
+    """The JPEG of family ``name``: the widest no wider than ``at_most`` (else the narrowest), or the widest."""
+    jpegs = [s for s in sources if s["name"] == name and s["format"] == "jpeg"]  # sorted by width
+    if not jpegs:
+        return None
+    if at_most is None:
+        return jpegs[-1]["url"]
+    fitting = [s for s in jpegs if s["width"] <= at_most]
+    return (fitting[-1] if fitting else jpegs[0])["url"]
 
 
 def _srcsets(sources: list[dict[str, Any]]) -> dict[str, str]:
-    """``{"webp": "url 400w, url 1920w", ...}``; one candidate per width (a small source's renditions may tie)."""
-    by_format: dict[str, dict[int, str]] = {}
+    """``{"webp": "url 320w, url 480w, ...", "jpeg": ...}`` over one family; ``webp`` only when some WebP pays."""
+    by_width: dict[int, dict[str, dict[str, Any]]] = {}
     for source in sources:
-        by_format.setdefault(source["format"], {}).setdefault(source["width"], source["url"])
-    ordered = sorted(by_format.items(), key=lambda item: _FORMAT_ORDER.get(item[0], 9))
-    return {fmt: ", ".join(f"{url} {width}w" for width, url in sorted(widths.items())) for fmt, widths in ordered}
+        by_width.setdefault(source["width"], {}).setdefault(source["format"], source)
+    jpeg: list[str] = []
+    best: list[str] = []
+    webp_pays = False
+    for width, formats in sorted(by_width.items()):
+        fallback, webp = formats.get("jpeg"), formats.get("webp")
+        if fallback is None:
+            continue
+        jpeg.append(f"{fallback['url']} {width}w")
+        if webp is not None and webp["bytes"] < fallback["bytes"]:
+            webp_pays = True
+            best.append(f"{webp['url']} {width}w")
+        else:
+            best.append(f"{fallback['url']} {width}w")
+    srcsets = {"webp": ", ".join(best)} if webp_pays else {}
+    if jpeg:
+        srcsets["jpeg"] = ", ".join(jpeg)
+    return srcsets
 
 
 # -- reads -------------------------------------------------------------------------------------------------

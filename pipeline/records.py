@@ -61,7 +61,7 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class Rendition:
-    """One stored output: ``thumb`` or ``optimized``, as ``jpeg`` or ``webp``."""
+    """One stored file: a rung of the ``optimized`` ladder or a ``thumb`` tile, as ``jpeg`` or ``webp``, and its key."""
 
     name: keys.RenditionName
     format: keys.RenditionFormat
@@ -73,6 +73,9 @@ class Rendition:
     @property
     def content_type(self) -> str:
         return f"image/{self.format}"
+
+    def replace(self, **changes: Any) -> Rendition:
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
