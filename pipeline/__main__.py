@@ -1,6 +1,7 @@
 """`python -m pipeline FILES_OR_FOLDERS --out DIR`: the processor's imaging on local files, no AWS involved.
 
-Writes DIR/thumbs/<stem>.jpg|.webp and DIR/optimized/<stem>.jpg|.webp and prints one JSON line per input
+Writes every rung: DIR/optimized/<stem>-<width>.jpg|.webp (the uncropped ladder) and
+DIR/thumbs/<stem>-<width>x<height>.jpg|.webp (the 4:3 tiles), and prints one JSON line per input
 (inputs that share a stem, like a.png and a.webp, become <stem>-png and <stem>-webp).
 Exit status: 0 when every input became an image, 1 when any was rejected, 2 on usage errors.
 """
@@ -25,9 +26,9 @@ _SUFFIXES = {"jpeg": ".jpg", "webp": ".webp"}
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
-        description="Make the thumbnail and optimized renditions (JPEG + WebP) of local images, as the processor "
-        "Lambda does. Sizes, qualities and limits come from the environment (THUMB_SIZE, OPTIMIZED_SIZE, "
-        "JPEG_QUALITY, WEBP_QUALITY, WEBP_METHOD, MAX_UPLOAD_BYTES, MAX_PIXELS, MAX_FRAMES).",
+        description="Make the renditions (the width ladder and the 4:3 tiles, JPEG + WebP) of local images, as the "
+        "processor Lambda does. Sizes, qualities and limits come from the environment (LADDER_WIDTHS, TILE_WIDTHS, "
+        "OPTIMIZED_SIZE, JPEG_QUALITY, WEBP_QUALITY, WEBP_METHOD, MAX_UPLOAD_BYTES, MAX_PIXELS, MAX_FRAMES).",
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="FILE_OR_FOLDER", help="images, or folders of them")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="where thumbs/ and optimized/ go")
@@ -87,18 +88,19 @@ def _output_stems(files: Sequence[Path]) -> dict[Path, str]:
     return stems
 
 
-def _write(stem: str, processed: ProcessedImage, out: Path) -> dict[tuple[str, str], Path]:
+def _write(stem: str, processed: ProcessedImage, out: Path) -> dict[tuple[str, str, int], Path]:
     written = {}
     for rendition in processed.renditions:
-        target = out / _FOLDERS[rendition.name] / f"{stem}{_SUFFIXES[rendition.format]}"
+        size = f"{rendition.width}x{rendition.height}" if rendition.name == "thumb" else f"{rendition.width}"
+        target = out / _FOLDERS[rendition.name] / f"{stem}-{size}{_SUFFIXES[rendition.format]}"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(rendition.data)
-        written[(rendition.name, rendition.format)] = target
+        written[(rendition.name, rendition.format, rendition.width)] = target
     return written
 
 
 def _report(
-    path: Path, processed: ProcessedImage, written: dict[tuple[str, str], Path], timing: dict[str, float]
+    path: Path, processed: ProcessedImage, written: dict[tuple[str, str, int], Path], timing: dict[str, float]
 ) -> dict:
     facts = dataclasses.asdict(processed.facts)
     facts["notes"] = list(processed.facts.notes)
@@ -112,7 +114,7 @@ def _report(
                 "width": rendition.width,
                 "height": rendition.height,
                 "bytes": len(rendition.data),
-                "path": str(written[(rendition.name, rendition.format)]),
+                "path": str(written[(rendition.name, rendition.format, rendition.width)]),
             }
             for rendition in processed.renditions
         ],

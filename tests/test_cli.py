@@ -34,18 +34,22 @@ def test_processes_files_into_thumbs_and_optimized_folders(tmp_path):
     assert first["file"].endswith("DSCN0010.jpg")
     assert first["facts"]["format"] == "JPEG"
     assert first["facts"]["width"] == 640
-    assert {(r["name"], r["format"], r["width"], r["height"]) for r in first["renditions"]} == {
-        ("thumb", "jpeg", 400, 300),
-        ("thumb", "webp", 400, 300),
-        ("optimized", "jpeg", 640, 480),
-        ("optimized", "webp", 640, 480),
+    assert {(r["name"], r["width"], r["height"]) for r in first["renditions"]} == {
+        ("optimized", 640, 480),
+        ("optimized", 480, 360),
+        ("optimized", 320, 240),
+        ("thumb", 640, 480),
+        ("thumb", 560, 420),
+        ("thumb", 384, 288),
+        ("thumb", 256, 192),
     }
-    for folder, suffix in (("thumbs", "jpg"), ("thumbs", "webp"), ("optimized", "jpg"), ("optimized", "webp")):
-        written = tmp_path / folder / f"DSCN0010.{suffix}"
+    assert len(first["renditions"]) == 14  # each as JPEG and WebP
+    for name in ("optimized/DSCN0010-640.jpg", "optimized/DSCN0010-320.webp", "thumbs/DSCN0010-560x420.jpg"):
+        written = tmp_path / name
         reported = next(r for r in first["renditions"] if r["path"] == str(written))
         assert written.stat().st_size == reported["bytes"]
-    with Image.open(tmp_path / "thumbs" / "Canon_40D.webp") as thumb:
-        assert thumb.size == (100, 68) == (second["facts"]["width"], second["facts"]["height"])
+    with Image.open(tmp_path / "optimized" / "Canon_40D-100.webp") as smallest:
+        assert smallest.size == (100, 68) == (second["facts"]["width"], second["facts"]["height"])
 
 
 def test_a_rejected_input_is_reported_and_fails_the_run(tmp_path):
@@ -55,7 +59,7 @@ def test_a_rejected_input_is_reported_and_fails_the_run(tmp_path):
     rejected, processed = lines(completed)
     assert rejected == {"file": str(HOSTILE / "made-svg-script.jpg"), "error": "unsupported format: SVG"}
     assert "facts" in processed
-    assert not (tmp_path / "thumbs" / "made-svg-script.jpg").exists()
+    assert not list(tmp_path.glob("*/made-svg-script*"))
 
 
 def test_format_comes_from_the_content_not_the_file_name(tmp_path):
@@ -71,11 +75,15 @@ def test_format_comes_from_the_content_not_the_file_name(tmp_path):
 
 
 def test_sizes_come_from_the_environment(tmp_path):
-    completed = run(str(PHOTOS / "DSCN0021.jpg"), "--out", str(tmp_path), env={"THUMB_SIZE": "64"})
+    completed = run(str(PHOTOS / "DSCN0021.jpg"), "--out", str(tmp_path), env={"TILE_WIDTHS": "64, 128"})
 
     assert completed.returncode == 0, completed.stderr
-    with Image.open(tmp_path / "thumbs" / "DSCN0021.jpg") as thumb:
-        assert thumb.size == (64, 48)
+    assert sorted(path.name for path in (tmp_path / "thumbs").iterdir()) == [
+        "DSCN0021-128x96.jpg",
+        "DSCN0021-128x96.webp",
+        "DSCN0021-64x48.jpg",
+        "DSCN0021-64x48.webp",
+    ]
 
 
 def test_usage_errors_exit_with_status_2(tmp_path):

@@ -90,7 +90,7 @@ def process_image(source: bytes, settings: ImagingSettings, *, cascade: bool = T
         encoded = renditions[0]  # the widest rung's JPEG, which is the upload's own size
         copied = jpeg_copy.strip_metadata(source)
         if copied is not None and len(copied) < len(encoded.data):
-            notes.append("widest JPEG: the upload's own JPEG data without its metadata (smaller than re-encoding)")
+            notes.append("optimized JPEG: the upload's own JPEG data without its metadata (smaller than re-encoding)")
             renditions[0] = replace(encoded, data=copied)
     facts = ImageFacts(
         format=decoded.format,
