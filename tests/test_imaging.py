@@ -14,9 +14,16 @@ from conftest import HOSTILE, PHOTOS
 from PIL import Image, ImageChops, ImageCms, ImageStat
 
 from pipeline import jpeg_copy, placeholder
-from pipeline.imaging import resize
 from pipeline.config import ImagingSettings
-from pipeline.imaging import CorruptImage, EncodedRendition, ProcessedImage, TooLarge, UnsupportedFormat, process_image
+from pipeline.imaging import (
+    CorruptImage,
+    EncodedRendition,
+    ProcessedImage,
+    TooLarge,
+    UnsupportedFormat,
+    process_image,
+    resize,
+)
 
 DEFAULTS = ImagingSettings()
 ORIENTATION_TAG = 0x0112
