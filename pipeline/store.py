@@ -7,7 +7,7 @@ the local emulator), so the same code runs against moto and AWS with no branch f
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Final, Protocol
@@ -316,6 +316,29 @@ class ObjectStore:
             if response.get("Errors"):
                 first = response["Errors"][0]
                 raise StoreError(f"could not delete s3://{self.bucket}/{first['Key']}: {first.get('Message')}")
+
+    def copy(self, source_key: str, dest_key: str) -> None:
+        """Copy an object within the bucket; S3 copies its Content-Type and Cache-Control with it (COPY directive).
+
+        ObjectMissing when the source is not there.
+        """
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=dest_key,
+                CopySource={"Bucket": self.bucket, "Key": source_key},
+                MetadataDirective="COPY",
+            )
+        except ClientError as error:
+            if _error_code(error) in {"404", "NoSuchKey", "NotFound"}:
+                raise ObjectMissing(f"s3://{self.bucket}/{source_key} does not exist") from error
+            raise
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Every key under ``prefix``, a page (1000 keys, one ListObjectsV2) at a time."""
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"]
 
     def touch(self, key: str) -> None:
         """Copy the object onto itself with fresh metadata, which S3 announces as a new ObjectCreated event.
