@@ -4,6 +4,7 @@ admin pages one paginated Query on an index. Each page costs one DynamoDB call."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from django.core import signing
@@ -19,6 +20,9 @@ ADMIN_SEARCH_READ_SIZE: Final = 100
 ADMIN_SEARCH_MAX_READS: Final = 5
 ADMIN_CURSOR_MAX_AGE: Final = 24 * 3600
 _ADMIN_CURSOR_SALT: Final = "gallery.admin.cursor"
+# The two ways a page draws an image: a gallery tile (4:3 crops) or the detail page (the uncropped ladder).
+TILE: Final = "tile"
+DETAIL: Final = "detail"
 
 
 class BadCursor(ValueError):
@@ -30,12 +34,14 @@ class BadCursor(ValueError):
 
 @dataclass(frozen=True)
 class Picture:
-    """One image drawn as a <picture>: WebP candidates, JPEG fallback, the box it fills, its placeholder."""
+    """One image drawn as a <picture>: the candidates of one family of renditions, the fallback JPEG whose size
+    the <img> declares (no layout shift), the name people and screen readers get, its placeholder."""
 
     id: str
     status: str
     title: str
     alt_text: str
+    label: str
     tags: tuple[str, ...]
     src: str | None
     width: int | None
@@ -47,22 +53,24 @@ class Picture:
     document: dict[str, Any]
 
     @classmethod
-    def from_document(cls, document: dict[str, Any], rendition: str = "thumb") -> Picture:
-        fallback = _source(document, rendition, "jpeg")
-        webp = _source(document, rendition, "webp")
-        srcset = dict(document.get("srcset") or {})
-        if fallback and webp and webp["bytes"] > fallback["bytes"]:
-            # A JPEG kept as uploaded can be smaller than the WebP made from it (and it is the upload's own
-            # pixels): then every browser gets the JPEG.
-            srcset.pop("webp", None)
+    def from_document(cls, document: dict[str, Any], family: str = TILE) -> Picture:
+        """``family``: TILE (the 4:3 crops, ``thumbnail_srcset``) or DETAIL (the uncropped ladder, ``srcset``).
+
+        The document's ``webp`` srcset already holds, per width, the smaller of the WebP and the JPEG, and is
+        absent when no WebP pays; the JPEG srcset is the fallback for browsers without WebP.
+        """
+        fallback_url = document.get("thumbnail" if family == TILE else "optimized")
+        fallback = next((s for s in document.get("sources") or () if s["url"] == fallback_url), None)
+        srcset = document.get("thumbnail_srcset" if family == TILE else "srcset") or {}
         placeholder = document.get("placeholder") or {}
         return cls(
             id=document["id"],
             status=document["status"],
             title=document.get("title") or "",
-            alt_text=document.get("alt_text") or document.get("title") or "",
+            alt_text=document.get("alt_text") or "",
+            label=picture_label(document),
             tags=tuple(document.get("tags") or ()),
-            src=fallback["url"] if fallback else None,
+            src=fallback_url,
             width=fallback["width"] if fallback else document.get("width"),
             height=fallback["height"] if fallback else document.get("height"),
             srcset_webp=srcset.get("webp", ""),
@@ -73,8 +81,17 @@ class Picture:
         )
 
 
-def _source(document: dict[str, Any], name: str, fmt: str) -> dict[str, Any] | None:
-    return next((s for s in document["sources"] if s["name"] == name and s["format"] == fmt), None)
+def picture_label(document: dict[str, Any]) -> str:
+    """What the image is called where it is the only content of a link: its alt text, else its title, else when
+    it was uploaded ("Photo uploaded 2 Dec 2026")."""
+    named = (document.get("alt_text") or "").strip() or (document.get("title") or "").strip()
+    if named:
+        return named
+    try:
+        uploaded = datetime.fromisoformat((document.get("created_at") or "").replace("Z", "+00:00"))
+    except ValueError:
+        return "Photo"
+    return f"Photo uploaded {uploaded.day} {uploaded:%b %Y}"
 
 
 @dataclass(frozen=True)
@@ -94,7 +111,7 @@ def gallery_page(*, cursor: str | None, tag: str | None) -> GalleryPage:
 def image_picture(image_id: str) -> Picture:
     """One image's document as the detail page draws it (ApiError 400/404 as the API answers)."""
     document = api.get_document(services.image_store(), services.pipeline_settings(), image_id)
-    return Picture.from_document(document, rendition="optimized")
+    return Picture.from_document(document, family=DETAIL)
 
 
 # -- the admin's listing ---------------------------------------------------------------------------------------

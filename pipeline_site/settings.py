@@ -74,6 +74,11 @@ INSTALLED_APPS = [
     "gallery",
 ]
 MIDDLEWARE = [
+    # Outermost, so it compresses what every other middleware returns: the pages (API Gateway, in front of
+    # Zappa, does not compress) and, locally, the static files WhiteNoise serves. Pages carrying a CSRF token
+    # are compressed too: Django masks the token differently in every response, so BREACH cannot recover it
+    # (docs/django.md, "Compression").
+    "django.middleware.gzip.GZipMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -94,24 +94,7 @@
       const link = document.createElement("a");
       link.className = "tile__frame";
       link.href = tile.dataset.page;
-      const picture = document.createElement("picture");
-      picture.className = "pic";
-      if (doc.placeholder && doc.placeholder.color) picture.style.setProperty("--placeholder", doc.placeholder.color);
-      const thumb = doc.sources.find((s) => s.name === "thumb" && s.format === "jpeg") || {};
-      const thumbWebp = doc.sources.find((s) => s.name === "thumb" && s.format === "webp");
-      // As the server draws it (gallery.selectors.Picture): no WebP when it is bigger than the JPEG.
-      if (doc.srcset && doc.srcset.webp && !(thumbWebp && thumbWebp.bytes > thumb.bytes)) {
-        const source = document.createElement("source");
-        source.type = "image/webp";
-        source.srcset = doc.srcset.webp;
-        source.sizes = "300px";
-        picture.append(source);
-      }
-      const img = new Image(thumb.width, thumb.height);
-      img.src = doc.thumbnail;
-      img.alt = doc.alt_text || doc.title || "";
-      picture.append(img);
-      link.append(picture);
+      link.append(drawTile(doc, tile.closest("[data-sizes]")));
       frame.replaceWith(link);
       const caption = document.createElement("div");
       caption.className = "tile__caption";
@@ -125,6 +108,43 @@
       frame.querySelector(".status").textContent = `Upload failed: ${doc.failure_reason || "unknown reason"}`;
       frame.querySelector("button").addEventListener("click", () => dismiss(tile));
     }
+  }
+
+  // A tile as the server draws it (gallery/_picture.html): the 4:3 crops, WebP where it is smaller, the grid's
+  // own `sizes`, the fallback JPEG's width and height, and a name for the link it fills.
+  function drawTile(doc, grid) {
+    const picture = document.createElement("picture");
+    picture.className = "pic";
+    if (doc.placeholder && doc.placeholder.color) picture.style.setProperty("--placeholder", doc.placeholder.color);
+    const sizes = (grid && grid.dataset.sizes) || "50vw";
+    const srcset = doc.thumbnail_srcset || {};
+    if (srcset.webp) {
+      const source = document.createElement("source");
+      source.type = "image/webp";
+      source.srcset = srcset.webp;
+      source.sizes = sizes;
+      picture.append(source);
+    }
+    const fallback = (doc.sources || []).find((s) => s.url === doc.thumbnail) || {};
+    const img = new Image(fallback.width, fallback.height);
+    if (srcset.jpeg) {
+      img.srcset = srcset.jpeg;
+      img.sizes = sizes;
+    }
+    img.src = doc.thumbnail;
+    img.alt = pictureLabel(doc);
+    picture.append(img);
+    return picture;
+  }
+
+  // As gallery.selectors.picture_label: alt text, else title, else "Photo uploaded 2 Dec 2026".
+  function pictureLabel(doc) {
+    const named = (doc.alt_text || "").trim() || (doc.title || "").trim();
+    if (named) return named;
+    const uploaded = new Date(doc.created_at);
+    if (isNaN(uploaded)) return "Photo";
+    const month = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(" ")[uploaded.getUTCMonth()];
+    return `Photo uploaded ${uploaded.getUTCDate()} ${month} ${uploaded.getUTCFullYear()}`;
   }
 
   function dismiss(tile) {

@@ -16,6 +16,7 @@
   const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
   const POLL_MS = 1500;
   const POLL_LIMIT = 120; // three minutes, then say "still processing"
+  const PREVIEW_PX = 64; // .upload__thumb in site.css
 
   document.documentElement.classList.add("js");
   input.multiple = true;
@@ -174,16 +175,40 @@
 
   function showReady(ticket, ui, document_) {
     const thumb = ui.row.querySelector(".upload__thumb");
-    const img = new Image();
-    img.src = document_.thumbnail;
-    img.alt = document_.alt_text || document_.title || "";
-    thumb.replaceChildren(img);
+    thumb.replaceChildren(preview(document_, thumb.getBoundingClientRect().width || PREVIEW_PX));
     if (document_.placeholder && document_.placeholder.color) thumb.style.background = document_.placeholder.color;
     ui.say("Ready. ", "ready");
     const link = document.createElement("a");
     link.href = ticket.page_url;
     link.textContent = "View";
     ui.row.querySelector(".upload__status").append(link);
+  }
+
+  // The uncropped ladder in a square box that crops it (object-fit: cover): the picture is drawn as wide as the
+  // box times its aspect ratio when it is landscape. On screens denser than 1x the width is announced
+  // sqrt(1.5) wider, because Chromium would otherwise pick a file narrower than the box (as in
+  // gallery/templatetags/gallery_tags.py).
+  function preview(document_, box) {
+    const drawn = Math.ceil(box * Math.max(1, (document_.width || 1) / (document_.height || 1)));
+    const sizes = `(min-resolution: 1.01dppx) ${Math.ceil(drawn * Math.sqrt(1.5))}px, ${drawn}px`;
+    const picture = document.createElement("picture");
+    const srcset = document_.srcset || {};
+    if (srcset.webp) {
+      const source = document.createElement("source");
+      source.type = "image/webp";
+      source.srcset = srcset.webp;
+      source.sizes = sizes;
+      picture.append(source);
+    }
+    const img = new Image();
+    if (srcset.jpeg) {
+      img.srcset = srcset.jpeg;
+      img.sizes = sizes;
+    }
+    img.src = document_.optimized || document_.thumbnail;
+    img.alt = ""; // the row names the file next to it
+    picture.append(img);
+    return picture;
   }
 
   function guessType(name) {
