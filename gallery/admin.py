@@ -1,14 +1,15 @@
 """The admin's "Images": DynamoDB records listed, edited, deleted and reprocessed with the admin's own look.
 
 ``Image`` is an unmanaged stand-in model (gallery.models), so every view that would query it is replaced:
-the list is one Query per page on ByEntity/ByStatus (gallery.selectors), and edits, deletes and reprocessing
-go through gallery.services. Django's permissions still decide: view, change, delete and reprocess_image.
+the list is one Query per page on ByEntity/ByStatus (gallery.selectors), and edits (hide/unhide included),
+deletes and reprocessing go through gallery.services. Django's permissions still decide: view, change, delete
+and reprocess_image.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
@@ -25,19 +26,53 @@ from pipeline.records import ImageRecord, Rendition, Status
 
 ACTIONS = {
     "reprocess_selected": "Reprocess selected images (retry failed ones)",
+    "reprocess_matching": "Reprocess every image matching this filter",
     "delete_selected": "Delete selected images and their files",
 }
+# "Reprocess every image matching": one request touches at most this many originals, this many a second, so it
+# ends well inside the app's 30 s Lambda timeout; a "Continue" button carries on from there.
+REPROCESS_BATCH: Final = 50
+REPROCESS_RATE: Final = 5.0
 
 
 @dataclass(frozen=True)
 class RenditionRow:
     rendition: Rendition
-    url: str
+    url: str | None
 
 
 def _thumbnail_url(record: ImageRecord) -> str | None:
     rendition = record.rendition("thumb", "jpeg")
-    return api.rendition_url(record, rendition, services.pipeline_settings()) if rendition else None
+    return api.rendition_url(rendition, services.pipeline_settings()) if rendition else None
+
+
+def _cdn_note() -> str:
+    if services.pipeline_settings().cdn_distribution_id:
+        return "CloudFront was told to forget its copies (that takes about a minute)."
+    return "The CDN no longer serves its files."
+
+
+def _saved_message(before: ImageRecord, saved: ImageRecord) -> str:
+    name = _stand_in(saved)
+    if saved.hidden and not before.hidden:
+        return (
+            f"Hid “{name}”: it left the gallery and the API, and its files moved from public/ to hidden/. {_cdn_note()}"
+        )
+    if before.hidden and not saved.hidden:
+        listed = " The gallery and the API list it now." if saved.listed else ""
+        return f"Showed “{name}” again: its files are back under public/.{listed}"
+    if saved.hidden:
+        return f"Saved “{name}”. It stays hidden; its files were checked to be off the CDN. {_cdn_note()}"
+    return f"Saved “{name}”. The gallery and the API show it now."
+
+
+def _describe_filter(status: str | None, search: str) -> str:
+    described = f"status {status}" if status else "every status"
+    return described + (f", matching “{search}”" if search else "")
+
+
+def _count(value: str | None) -> int:
+    return int(value) if value and value.isdigit() else 0
 
 
 def _stand_in(record: ImageRecord) -> Image:
@@ -104,6 +139,7 @@ class ImageAdmin(admin.ModelAdmin):
         allowed = []
         if self.has_reprocess_permission(request):
             allowed.append(("reprocess_selected", ACTIONS["reprocess_selected"]))
+            allowed.append(("reprocess_matching", ACTIONS["reprocess_matching"]))
         if self.has_delete_permission(request):
             allowed.append(("delete_selected", ACTIONS["delete_selected"]))
         return allowed
@@ -115,6 +151,10 @@ class ImageAdmin(admin.ModelAdmin):
         if action not in ACTIONS:
             messages.warning(request, "Choose an action.")
             return HttpResponseRedirect(back)
+        if action == "reprocess_matching":
+            if not self.has_reprocess_permission(request):
+                raise PermissionDenied
+            return self._reprocess_matching(request, back)
         if not ids:
             messages.warning(request, "Select one or more images, then choose an action.")
             return HttpResponseRedirect(back)
@@ -156,6 +196,63 @@ class ImageAdmin(admin.ModelAdmin):
                 f"{'them' if started != 1 else 'it'} up in a few seconds; reload to see the new status.",
             )
 
+    def _reprocess_matching(self, request: HttpRequest, back: str) -> HttpResponse:
+        """Every image the list's filter (status and search) matches, REPROCESS_BATCH per request: asks first,
+        then touches a batch and offers to continue until the filter's last page."""
+        status = request.POST.get("status") or None
+        if status not in {None, *Status}:
+            status = None
+        search = request.POST.get("q", "").strip()
+        described = _describe_filter(status, search)
+        totals = {name: _count(request.POST.get(name)) for name in ("touched", "missing", "failed")}
+        context = {
+            "title": "Reprocess every matching image?",
+            "described": described,
+            "status": status or "",
+            "search": search,
+            "next": back,
+            "rate": f"{REPROCESS_RATE:g}",
+            "batch": REPROCESS_BATCH,
+            "totals": totals,
+        }
+        if request.POST.get("post") != "yes":
+            return self._render(request, "admin/gallery/image/reprocess_matching.html", context)
+        cursor = request.POST.get("cursor") or None
+        try:
+            page = selectors.admin_page(status=status, search=search, cursor=cursor, limit=REPROCESS_BATCH)
+        except selectors.BadCursor as error:
+            messages.error(request, str(error))
+            return HttpResponseRedirect(back)
+        summary = services.reprocess_records(page.records, rate=REPROCESS_RATE)
+        for record in page.records:
+            if record.id in summary.touched:
+                self.log_change(request, _stand_in(record), "Reprocessing requested (every matching image).")
+        totals = {
+            "touched": totals["touched"] + len(summary.touched),
+            "missing": totals["missing"] + len(summary.missing),
+            "failed": totals["failed"] + len(summary.failed),
+        }
+        for image_id, reason in summary.failed:
+            messages.error(request, f"{image_id}: S3 did not take the touch ({reason}).")
+        if summary.missing:
+            messages.warning(
+                request,
+                f"{len(summary.missing)} original upload{'s are' if len(summary.missing) != 1 else ' is'} no longer "
+                f"in S3, so nothing was started for {', '.join(summary.missing)}.",
+            )
+        if page.next_cursor:
+            context |= {"title": "Reprocessing: continue?", "cursor": page.next_cursor, "totals": totals}
+            return self._render(request, "admin/gallery/image/reprocess_matching.html", context)
+        touched = totals["touched"]
+        note = f" Not started: {totals['missing']} without an original, {totals['failed']} failed."
+        messages.success(
+            request,
+            f"Reprocessing {touched} image{'s' if touched != 1 else ''} ({described}): the processor renders "
+            f"{'them' if touched != 1 else 'it'} again over the next minutes; reload to see the new status."
+            + (note if totals["missing"] or totals["failed"] else ""),
+        )
+        return HttpResponseRedirect(back)
+
     def _delete(self, request: HttpRequest, image_id: str) -> bool:
         try:
             record = services.delete_image(image_id)
@@ -166,7 +263,7 @@ class ImageAdmin(admin.ModelAdmin):
             messages.error(request, str(error))
             return False
         self.log_deletions(request, [_stand_in(record)])
-        messages.success(request, f"Deleted “{_stand_in(record)}” and its files.")
+        messages.success(request, f"Deleted “{_stand_in(record)}”, its upload and every rendition. {_cdn_note()}")
         return True
 
     # -- one image ----------------------------------------------------------------------------------------------
@@ -183,10 +280,14 @@ class ImageAdmin(admin.ModelAdmin):
                 raise PermissionDenied
             form = ImageMetadataForm(request.POST)
             if form.is_valid():
-                saved = services.update_metadata(record.id, **form.cleaned_data)
+                try:
+                    saved = services.update_metadata(record.id, **form.cleaned_data)
+                except services.VisibilityFailed as error:
+                    messages.error(request, str(error))
+                    return HttpResponseRedirect(request.path)
                 changed = form.changed_data
                 self.log_change(request, _stand_in(saved), [{"changed": {"fields": changed}}] if changed else "")
-                messages.success(request, f"Saved “{_stand_in(saved)}”. The gallery and the API show it now.")
+                messages.success(request, _saved_message(record, saved))
                 if "_continue" in request.POST:
                     return HttpResponseRedirect(request.path)
                 return HttpResponseRedirect(reverse("admin:gallery_image_changelist"))
@@ -208,7 +309,7 @@ class ImageAdmin(admin.ModelAdmin):
             "record": record,
             "form": form,
             "thumbnail_url": _thumbnail_url(record),
-            "renditions": [RenditionRow(r, api.rendition_url(record, r, settings)) for r in record.renditions],
+            "renditions": [RenditionRow(r, api.rendition_url(r, settings)) for r in record.renditions],
             "history": list(reversed(record.history)),
             "can_change": can_change,
             "can_delete": self.has_delete_permission(request),

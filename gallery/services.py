@@ -1,4 +1,4 @@
-"""Writes over the core's stores: start and confirm an upload, edit metadata, delete, reprocess.
+"""Writes over the core's stores: start and confirm an upload, edit metadata, hide, delete, reprocess.
 
 Views and the admin call these and stay short. The key layout, the record and its state changes come from
 the core (``pipeline.keys``, ``pipeline.records``, ``pipeline.store``); nothing here redefines them.
@@ -14,10 +14,11 @@ from typing import Any, Final
 
 from django.conf import settings
 
-from pipeline import keys, records
+from pipeline import keys, records, visibility
 from pipeline.config import Settings
 from pipeline.records import ImageRecord, Status
-from pipeline.store import Aws, ImageStore, ObjectMissing, ObjectStore
+from pipeline.reprocess import Summary, Throttle, touch_all
+from pipeline.store import Aws, Cdn, ImageStore, ObjectMissing, ObjectStore
 
 # What the upload accepts: the formats the processor decodes. Browsers name them with these types.
 ACCEPTED_TYPES: Final = (
@@ -47,7 +48,11 @@ class ImageNotFound(LookupError):
 
 
 class DeleteFailed(RuntimeError):
-    """S3 refused part of a delete; the record was kept so that nothing is left half-deleted."""
+    """S3 refused part of a delete (or CloudFront the invalidation); the record was kept so a retry can finish."""
+
+
+class VisibilityFailed(RuntimeError):
+    """The hidden flag was saved but the files could not all be moved; saving again finishes the move."""
 
 
 # -- the app's AWS ---------------------------------------------------------------------------------------------
@@ -69,6 +74,10 @@ def image_store() -> ImageStore:
 
 def object_store() -> ObjectStore:
     return aws().object_store()
+
+
+def cdn() -> Cdn:
+    return aws().cdn()
 
 
 # -- upload ----------------------------------------------------------------------------------------------------
@@ -168,12 +177,21 @@ def get_record(image_id: str) -> ImageRecord:
 
 
 def update_metadata(image_id: str, *, title: str, alt_text: str, tags: Iterable[str], hidden: bool) -> ImageRecord:
-    """Change what people may edit; the store rewrites the tag items and the Listed index in one transaction."""
+    """Change what people may edit; the store rewrites the tag items and the Listed index in one transaction.
+
+    A changed ``hidden`` takes the image out of (or back into) the listings with that same write, then moves its
+    files between public/ and hidden/ (pipeline.visibility). Saving a hidden image again re-checks its files and
+    asks the CDN to forget them again, which finishes a hide that failed halfway. VisibilityFailed if the files
+    could not be moved: the metadata is saved either way.
+    """
     normalized = records.normalize_tags(list(tags))
+    was_hidden: bool | None = None
 
     def edit(current: ImageRecord | None) -> ImageRecord | None:
+        nonlocal was_hidden
         if current is None:
             return None
+        was_hidden = current.hidden
         return current.replace(
             title=title.strip(), alt_text=alt_text.strip(), tags=normalized, hidden=hidden, updated_at=records.now_iso()
         )
@@ -181,20 +199,36 @@ def update_metadata(image_id: str, *, title: str, alt_text: str, tags: Iterable[
     saved = image_store().update(image_id, edit)
     if saved is None:
         raise ImageNotFound(f"No image with id {image_id!r}; it may have been deleted.")
+    misplaced = any(keys.is_hidden_key(r.key) != saved.hidden for r in saved.renditions)
+    if was_hidden != saved.hidden or saved.hidden or misplaced:
+        try:
+            settled = visibility.settle(image_store(), object_store(), cdn(), saved.id, invalidate=saved.hidden)
+        except Exception as error:  # StoreError, and botocore's ClientError/connection errors the stores pass on
+            where = "out of the gallery and the API" if saved.hidden else "listed again"
+            raise VisibilityFailed(
+                f"Saved: the image is {where}, but its files were not all moved to "
+                f"{keys.HIDDEN_PREFIX if saved.hidden else keys.PUBLIC_PREFIX} ({error}). Save again to finish."
+            ) from error
+        saved = settled or saved
     return saved
 
 
 def delete_image(image_id: str) -> ImageRecord:
-    """Remove the raw upload and every rendition from S3, then the record.
+    """Remove the raw upload and every rendition from S3 (public/ and hidden/, any layout), have the CDN forget
+    the image's paths, then delete the record.
 
-    In that order: if S3 refuses, the record stays (and says where the files are), so a retry can finish the
-    job; the other way round a failure would leave files that nothing points to.
+    In that order: if S3 or CloudFront refuses, the record stays (and says where the files are), so a retry can
+    finish the job; the other way round a failure would leave files that nothing points to.
     """
     record = get_record(image_id)
     try:
-        object_store().delete([record.raw_key, *keys.all_rendition_keys(record.id)])
-    except Exception as error:  # StoreError, and botocore's ClientError/connection errors the store passes on
-        raise DeleteFailed(f"S3 did not delete the files of {record.id}, so the image was kept: {error}") from error
+        object_store().delete([record.raw_key])
+        visibility.remove_all(object_store(), cdn(), record)
+    except Exception as error:  # StoreError, and botocore's ClientError/connection errors the stores pass on
+        raise DeleteFailed(
+            f"S3 did not delete the files of {record.id} (or CloudFront was not told to forget them), so the image "
+            f"was kept; delete it again to finish: {error}"
+        ) from error
     image_store().delete(record)
     return record
 
@@ -209,6 +243,11 @@ def reprocess(image_id: str) -> ImageRecord:
             raise ImageNotFound(f"{record.id}: the upload never arrived, so there is nothing to process.") from None
         raise ImageNotFound(f"{record.id}: the original upload is no longer in S3.") from None
     return record
+
+
+def reprocess_records(found: Iterable[ImageRecord], *, rate: float) -> Summary:
+    """Touch the originals of these images, at most ``rate`` a second (the admin's "every image matching")."""
+    return touch_all(object_store(), found, throttle=Throttle(rate))
 
 
 def megabytes(size: int) -> str:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import re
 
 import pytest
+from botocore.stub import ANY, Stubber
 from conftest import PHOTOS
 from django.contrib.auth.models import Permission
+from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from test_api import ready_record, seed
 from test_upload import process
+from test_visibility import all_keys, invalidation, legacy_renditions, stored_image, write_files
 
+from gallery import admin as gallery_admin
 from gallery import selectors
 from pipeline import keys, records
 from pipeline.records import Status
@@ -46,6 +50,11 @@ def failed(aws: Aws, reason: str = "The file is not an image (it looks like text
 
 def rows(html: str) -> list[str]:
     return re.findall(r'name="_selected_action" value="([a-z2-7]{26})"', html)
+
+
+def said(response) -> list[str]:
+    """The messages a POST left for the next page (read without following the redirect)."""
+    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 @pytest.fixture
@@ -110,7 +119,7 @@ def test_list_shows_every_image_newest_first_with_thumbnails(root_client, store,
     html = root_client.get(CHANGELIST).content.decode()
 
     assert rows(html) == [broken.id, *ids]
-    assert f'<img src="{site_aws.settings.cdn_url}/thumbs/{ids[0]}.jpg?v=' in html
+    assert f'<img src="{site_aws.settings.cdn_url}/thumbs/{ids[0]}/' in html
     assert "The file is not an image (it looks like text)." in html
     assert 'id="changelist"' in html
     assert 'id="result_list"' in html
@@ -241,8 +250,9 @@ def test_change_page_shows_processing_history_and_renditions(root_client, site_a
         r'image-status image-status--(\w+)">', html.split("Processing history")[1].split("Renditions")[0]
     )
     assert history == ["ready", "processing", "uploading"]
-    for key in keys.all_rendition_keys(record.id):
-        assert f"<code>{key}</code>" in html
+    assert record.renditions
+    for rendition in record.renditions:
+        assert f"<code>{rendition.key}</code>" in html
     assert f"<code>{record.raw_key}</code>" in html
 
 
@@ -274,14 +284,93 @@ def test_editing_metadata_shows_at_once_in_the_gallery_and_the_api(root_client, 
     assert root_client.get(f"/api/images/{record.id}").json()["title"] == "Harbour at dusk"
 
 
-def test_hiding_an_image_removes_it_from_the_gallery_and_the_api(root_client, store):
-    record = store.create(ready_record(1))
+def hide_form(record: records.ImageRecord, *, hidden: bool) -> dict[str, str]:
+    return {"title": record.title, "alt_text": "", "tags": "", **({"hidden": "on"} if hidden else {})}
 
-    root_client.post(change_url(record.id), {"title": "x", "alt_text": "", "tags": "", "hidden": "on"})
+
+def test_hiding_an_image_removes_it_from_the_gallery_and_the_api(root_client, site_aws):
+    record = stored_image(site_aws)
+
+    root_client.post(change_url(record.id), hide_form(record, hidden=True))
 
     assert record.id not in root_client.get("/").content.decode()
     assert root_client.get(f"/api/images/{record.id}").status_code == 404
     assert record.id in root_client.get(CHANGELIST).content.decode()  # staff still see it
+
+
+def test_hiding_in_the_admin_moves_every_file_off_public_and_says_so(root_client, site_aws):
+    record = stored_image(site_aws)
+
+    response = root_client.post(change_url(record.id), hide_form(record, hidden=True))
+
+    saved = site_aws.image_store().get(record.id)
+    assert saved.hidden
+    assert all_keys(site_aws.object_store(), record.id) == {keys.hidden_key(r.key) for r in record.renditions}
+    assert [r.key for r in saved.renditions] == [keys.hidden_key(r.key) for r in record.renditions]
+    assert said(response) == [
+        "Hid “Photo 1”: it left the gallery and the API, and its files moved from public/ to hidden/. "
+        "The CDN no longer serves its files."
+    ]
+    page = root_client.get(change_url(record.id)).content.decode()
+    assert "hidden: not on the CDN" in page
+    assert 'href="None"' not in page
+    assert f"<code>{saved.renditions[0].key}</code>" in page
+
+
+def test_unhiding_in_the_admin_puts_the_files_back_and_lists_the_image_again(root_client, site_aws):
+    record = stored_image(site_aws, hidden=True)
+
+    response = root_client.post(change_url(record.id), hide_form(record, hidden=False))
+
+    assert all_keys(site_aws.object_store(), record.id) == {keys.public_key(r.key) for r in record.renditions}
+    assert root_client.get(f"/api/images/{record.id}").status_code == 200
+    assert said(response) == [
+        "Showed “Photo 1” again: its files are back under public/. The gallery and the API list it now."
+    ]
+
+
+@pytest.mark.parametrize("settings_env", [{"CDN_DISTRIBUTION_ID": "E2EXAMPLE7TEST"}])
+def test_hiding_in_the_admin_asks_cloudfront_to_forget_the_image(root_client, site_aws):
+    record = stored_image(site_aws)
+    with Stubber(site_aws.cloudfront) as cloudfront:
+        cloudfront.add_response(
+            "create_invalidation",
+            {"Location": "https://cloudfront.amazonaws.com/x", "Invalidation": invalidation("I4")},
+            {
+                "DistributionId": "E2EXAMPLE7TEST",
+                "InvalidationBatch": {
+                    "Paths": {"Quantity": 2, "Items": sorted(keys.cdn_invalidation_paths(record.id))},
+                    "CallerReference": ANY,
+                },
+            },
+        )
+        response = root_client.post(change_url(record.id), hide_form(record, hidden=True))
+        cloudfront.assert_no_pending_responses()
+
+    assert "CloudFront was told to forget its copies (that takes about a minute)." in said(response)[0]
+
+
+def test_when_the_files_cannot_be_moved_the_image_stays_hidden_and_the_admin_says_to_save_again(root_client, site_aws):
+    record = stored_image(site_aws)
+
+    def refuse(**_):
+        raise ConnectionError("S3 is unreachable")
+
+    site_aws.s3.meta.events.register("before-call.s3.CopyObject", refuse)
+    response = root_client.post(change_url(record.id), hide_form(record, hidden=True))
+
+    assert response.status_code == 302
+    assert site_aws.image_store().get(record.id).hidden
+    assert root_client.get(f"/api/images/{record.id}").status_code == 404
+    (message,) = said(response)
+    assert "out of the gallery and the API, but its files were not all moved to hidden/" in message
+    assert "S3 is unreachable" in message
+    assert "Save again to finish" in message
+
+    site_aws.s3.meta.events.unregister("before-call.s3.CopyObject", refuse)
+    root_client.post(change_url(record.id), hide_form(record, hidden=True))  # saved again: the move finishes
+
+    assert all_keys(site_aws.object_store(), record.id) == {keys.hidden_key(r.key) for r in record.renditions}
 
 
 def test_too_many_tags_are_refused_with_a_message(root_client, store):
@@ -316,9 +405,11 @@ def test_unknown_image_in_the_admin_is_404(root_client, store):
 
 
 def test_delete_removes_raw_and_every_rendition_from_s3_then_the_record(root_client, site_aws):
-    record = processed(site_aws)
+    record = stored_image(site_aws)
     objects = site_aws.object_store()
-    assert all(objects.exists(key) for key in [record.raw_key, *keys.all_rendition_keys(record.id)])
+    write_files(objects, legacy_renditions(record.id))  # the flat layout of before, not yet reprocessed
+    objects.write(keys.hidden_key(record.renditions[0].key), b"left by a crashed hide", "image/jpeg")
+    assert objects.exists(record.raw_key)
 
     confirm = root_client.get(delete_url(record.id))
     response = root_client.post(delete_url(record.id))
@@ -326,9 +417,44 @@ def test_delete_removes_raw_and_every_rendition_from_s3_then_the_record(root_cli
     assert confirm.status_code == 200
     assert "cannot be undone" in confirm.content.decode()
     assert response.status_code == 302
-    assert not any(objects.exists(key) for key in [record.raw_key, *keys.all_rendition_keys(record.id)])
+    assert not objects.exists(record.raw_key)
+    assert all_keys(objects, record.id) == set()
     assert site_aws.image_store().get(record.id) is None
     assert root_client.get(f"/api/images/{record.id}").status_code == 404
+    assert any("and every rendition" in message for message in said(response))
+
+
+@pytest.mark.parametrize("settings_env", [{"CDN_DISTRIBUTION_ID": "E2EXAMPLE7TEST"}])
+def test_delete_asks_cloudfront_to_forget_the_image_before_the_record_goes(root_client, site_aws):
+    record = stored_image(site_aws)
+    with Stubber(site_aws.cloudfront) as cloudfront:
+        cloudfront.add_response(
+            "create_invalidation",
+            {"Location": "https://cloudfront.amazonaws.com/x", "Invalidation": invalidation("I3")},
+            {
+                "DistributionId": "E2EXAMPLE7TEST",
+                "InvalidationBatch": {
+                    "Paths": {"Quantity": 2, "Items": sorted(keys.cdn_invalidation_paths(record.id))},
+                    "CallerReference": ANY,
+                },
+            },
+        )
+        response = root_client.post(delete_url(record.id))
+        cloudfront.assert_no_pending_responses()
+
+    assert site_aws.image_store().get(record.id) is None
+    assert any("CloudFront was told to forget" in message for message in said(response))
+
+
+@pytest.mark.parametrize("settings_env", [{"CDN_DISTRIBUTION_ID": "E2EXAMPLE7TEST"}])
+def test_when_cloudfront_refuses_the_invalidation_the_record_stays_for_a_retry(root_client, site_aws):
+    record = stored_image(site_aws)
+    with Stubber(site_aws.cloudfront) as cloudfront:
+        cloudfront.add_client_error("create_invalidation", "TooManyInvalidationsInProgress", "slow down")
+        response = root_client.post(delete_url(record.id))
+
+    assert site_aws.image_store().get(record.id) is not None
+    assert any("delete it again to finish" in message and "slow down" in message for message in said(response))
 
 
 def test_bulk_delete_asks_first_then_deletes_the_selected_images(root_client, store, site_aws):
@@ -345,7 +471,7 @@ def test_bulk_delete_asks_first_then_deletes_the_selected_images(root_client, st
 
 
 def test_when_s3_refuses_the_delete_the_record_stays_and_the_error_is_shown(root_client, site_aws):
-    record = processed(site_aws)
+    record = stored_image(site_aws)
 
     def refuse(**_):
         raise ConnectionError("S3 is unreachable")
@@ -356,6 +482,7 @@ def test_when_s3_refuses_the_delete_the_record_stays_and_the_error_is_shown(root
     assert site_aws.image_store().get(record.id) is not None
     assert "S3 did not delete the files" in response.content.decode()
     assert "S3 is unreachable" in response.content.decode()
+    assert all(site_aws.object_store().exists(r.key) for r in record.renditions)
 
 
 def test_staff_without_delete_permission_cannot_delete(client, store, staff):
@@ -406,3 +533,65 @@ def test_staff_without_reprocess_permission_cannot_reprocess(client, store, staf
     response = client.post(CHANGELIST, {"action": "reprocess_selected", "_selected_action": [record.id]})
 
     assert response.status_code == 403
+
+
+def test_reprocess_every_image_matching_the_filter_asks_first_then_touches_them_in_batches(
+    root_client, site_aws, monkeypatch
+):
+    monkeypatch.setattr(gallery_admin, "REPROCESS_BATCH", 2)
+    monkeypatch.setattr(gallery_admin, "REPROCESS_RATE", 1000.0)
+    broken = [stored_image(site_aws, n=n, status=Status.FAILED) for n in range(3)]
+    ready = stored_image(site_aws, n=9)
+    form = {"action": "reprocess_matching", "status": "failed", "q": "", "next": CHANGELIST + "?status=failed"}
+
+    def raw_touched(record) -> bool:
+        head = site_aws.s3.head_object(Bucket=site_aws.settings.bucket, Key=record.raw_key)
+        return "touched-at" in head["Metadata"]
+
+    confirm = root_client.post(CHANGELIST, form)
+    assert confirm.status_code == 200
+    assert "Every image with <strong>status failed</strong> goes back to the processor" in confirm.content.decode()
+    assert not any(raw_touched(record) for record in [*broken, ready])
+
+    first = root_client.post(CHANGELIST, {**form, "post": "yes"})
+    page = first.content.decode()
+    assert first.status_code == 200
+    assert "So far 2 images (status failed) went back to the processor" in page
+    cursor = re.search(r'name="cursor" value="([^"]+)"', page).group(1)
+    assert sum(raw_touched(record) for record in broken) == 2
+
+    done = root_client.post(CHANGELIST, {**form, "post": "yes", "cursor": cursor, "touched": "2"})
+
+    assert done.status_code == 302
+    assert done["Location"] == CHANGELIST + "?status=failed"
+    assert all(raw_touched(record) for record in broken)
+    assert not raw_touched(ready)
+    assert said(done) == [
+        "Reprocessing 3 images (status failed): the processor renders them again over the next minutes; "
+        "reload to see the new status."
+    ]
+
+
+def test_reprocess_every_match_reports_originals_that_are_gone(root_client, site_aws, monkeypatch):
+    monkeypatch.setattr(gallery_admin, "REPROCESS_RATE", 1000.0)
+    gone = stored_image(site_aws, n=1)
+    stored_image(site_aws, n=2)
+    site_aws.s3.delete_object(Bucket=site_aws.settings.bucket, Key=gone.raw_key)
+
+    done = root_client.post(CHANGELIST, {"action": "reprocess_matching", "post": "yes", "next": CHANGELIST})
+
+    messages = said(done)
+    assert f"1 original upload is no longer in S3, so nothing was started for {gone.id}." in messages
+    assert any(m.startswith("Reprocessing 1 image (every status)") and "1 without an original" in m for m in messages)
+
+
+def test_staff_without_reprocess_permission_cannot_reprocess_every_match(client, site_aws, staff):
+    record = stored_image(site_aws)
+    as_user(client, staff("view_image", "change_image", "delete_image"))
+
+    response = client.post(CHANGELIST, {"action": "reprocess_matching", "post": "yes"})
+
+    assert response.status_code == 403
+    head = site_aws.s3.head_object(Bucket=site_aws.settings.bucket, Key=record.raw_key)
+    assert "touched-at" not in head["Metadata"]
+    assert "reprocess_matching" not in client.get(CHANGELIST).content.decode()
