@@ -20,6 +20,7 @@ fail the same way again ends in a ``failed`` record or a skip, so no message is 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 from collections.abc import Callable
@@ -285,29 +286,7 @@ class _Job:
         claimed = self.images.get(self.image_id, consistent=True)
         if claimed is None or not self.still_ours(claimed):
             return self.superseded()
-        version = self.new_version()
-        renditions = []
-        for encoded in processed.renditions:
-            key = keys.rendition_key(
-                self.image_id,
-                encoded.name,
-                encoded.format,
-                version=version,
-                width=encoded.width,
-                height=encoded.height,
-                hidden=claimed.hidden,
-            )
-            self.objects.write(key, encoded.data, encoded.content_type)
-            renditions.append(
-                Rendition(
-                    name=encoded.name,
-                    format=encoded.format,
-                    key=key,
-                    width=encoded.width,
-                    height=encoded.height,
-                    bytes=len(encoded.data),
-                )
-            )
+        renditions = self.write_renditions(processed, version=self.new_version(), hidden=claimed.hidden)
         written = [r.key for r in renditions]
 
         facts = processed.facts
@@ -346,6 +325,38 @@ class _Job:
             visibility.settle(self.images, self.objects, self.cdn, self.image_id)
         return self.outcome(Result.PROCESSED, detail=detail, bytes_in=len(source), bytes_out=bytes_out)
 
+    def write_renditions(self, processed: imaging.ProcessedImage, *, version: str, hidden: bool) -> list[Rendition]:
+        """PUT every rendition under this run's version. If a PUT fails, the ones already written are deleted
+        before the error goes on to be retried: no record names them, so they would be public orphans."""
+        renditions: list[Rendition] = []
+        try:
+            for encoded in processed.renditions:
+                key = keys.rendition_key(
+                    self.image_id,
+                    encoded.name,
+                    encoded.format,
+                    version=version,
+                    width=encoded.width,
+                    height=encoded.height,
+                    hidden=hidden,
+                )
+                self.objects.write(key, encoded.data, encoded.content_type)
+                renditions.append(
+                    Rendition(
+                        name=encoded.name,
+                        format=encoded.format,
+                        key=key,
+                        width=encoded.width,
+                        height=encoded.height,
+                        bytes=len(encoded.data),
+                    )
+                )
+        except BaseException:
+            with contextlib.suppress(Exception):  # the outage may stop this too: then fail() sweeps them
+                self.objects.delete([r.key for r in renditions])
+            raise
+        return renditions
+
     def remove_replaced(self, stale: list[str], *, keep: set[str]) -> str | None:
         """Delete the files the record pointed at before this run. The record no longer names them, so a failure
         here leaves orphans, not a broken image: it is reported in the outcome, and the message is not retried."""
@@ -372,7 +383,14 @@ class _Job:
             return self.superseded()
         # Remove before recording: if recording fails, the retry removes again; the other way round a retry
         # would see a finished duplicate and the stale renditions would stay.
-        self.objects.delete([r.key for r in current.renditions] + keys.legacy_rendition_keys(self.image_id))
+        # Everything of this image's: what the record names, the flat layout's, and any run's leftovers (a run
+        # that died between PUTs). While this job holds the claim no other run may write, so all of it is stale.
+        leftovers = [
+            key for prefix in keys.image_rendition_prefixes(self.image_id) for key in self.objects.list_keys(prefix)
+        ]
+        self.objects.delete(
+            {*(r.key for r in current.renditions), *keys.legacy_rendition_keys(self.image_id), *leftovers}
+        )
         at = self.clock()
         sha256 = hashlib.sha256(source).hexdigest() if source is not None else None
         if source is not None:

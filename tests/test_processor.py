@@ -126,7 +126,8 @@ def count_calls(client, operation: str) -> list[str]:
 
 
 class Outage:
-    """``operation`` on one key fails the way S3 does under load (after botocore's own retries) until ended."""
+    """``operation`` on one key (or every key ending in ``*key``) fails the way S3 does under load (after botocore's
+    own retries) until ended."""
 
     def __init__(self, client, operation: str, key: str, code: str = "SlowDown", status: int = 503) -> None:
         self.operation, self.key, self.code, self.status = operation, key, code, status
@@ -134,7 +135,8 @@ class Outage:
         client.meta.events.register(f"before-parameter-build.s3.{operation}", self.raise_for_key)
 
     def raise_for_key(self, params: dict[str, Any], **_: Any) -> None:
-        if self.active and params.get("Key") == self.key:
+        key = params.get("Key") or ""
+        if self.active and (key == self.key or (self.key.startswith("*") and key.endswith(self.key[1:]))):
             error = {"Code": self.code, "Message": "Please reduce your request rate."}
             raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": self.status}}, self.operation)
 
@@ -181,14 +183,19 @@ def test_photo_upload_becomes_a_ready_record_with_every_fact(events, aws, pipeli
     assert record.failure_reason is None
     assert record.source_sequencer == events.last_sequencer
     assert [entry.status for entry in record.history] == [Status.PROCESSING, Status.READY]
-    assert sorted(r.key for r in record.renditions) == sorted(keys.all_rendition_keys(record.id))
+    assert len(record.renditions) == 14  # 3 ladder rungs and 4 tiles of a 640x480 photo, as JPEG and WebP
+    (version,) = {r.key.rsplit("/", 1)[1].split("-")[0] for r in record.renditions}  # one run, one version
+    assert {r.key for r in record.renditions} == {
+        keys.rendition_key(record.id, r.name, r.format, version=version, width=r.width, height=r.height)
+        for r in record.renditions
+    }
 
 
 def test_renditions_are_stored_with_their_type_size_and_immutable_caching(events, aws, pipeline_settings):
     deliver(events.put("raw/DSCN0010.jpg", PHOTOS / "DSCN0010.jpg"), events)
 
     record = record_for(aws, pipeline_settings, "raw/DSCN0010.jpg")
-    assert public_keys(aws, pipeline_settings) == sorted(keys.all_rendition_keys(record.id))
+    assert public_keys(aws, pipeline_settings) == sorted(r.key for r in record.renditions)
     for rendition in record.renditions:
         head = aws.s3.head_object(Bucket=pipeline_settings.bucket, Key=rendition.key)
         assert head["ContentType"] == rendition.content_type
@@ -197,10 +204,10 @@ def test_renditions_are_stored_with_their_type_size_and_immutable_caching(events
         stored = stored_image(aws, pipeline_settings, rendition.key)
         assert stored.format.lower() == rendition.format
         assert stored.size == (rendition.width, rendition.height)
-    thumb = record.rendition("thumb", "jpeg")
-    optimized = record.rendition("optimized", "webp")
-    assert max(thumb.width, thumb.height) == pipeline_settings.imaging.thumb_size
-    assert (optimized.width, optimized.height) == (640, 480)  # never upscaled to 1920
+    ladder = sorted((r.width, r.height) for r in record.renditions if r.name == "optimized" and r.format == "webp")
+    tiles = sorted((r.width, r.height) for r in record.renditions if r.name == "thumb" and r.format == "jpeg")
+    assert ladder == [(320, 240), (480, 360), (640, 480)]  # never upscaled to 1920
+    assert tiles == [(256, 192), (384, 288), (560, 420), (640, 480)]
 
 
 def test_gps_is_removed_from_every_stored_output(events, aws, pipeline_settings):
@@ -208,7 +215,7 @@ def test_gps_is_removed_from_every_stored_output(events, aws, pipeline_settings)
     deliver(events.put("raw/DSCN0021.jpg", PHOTOS / "DSCN0021.jpg"), events)
 
     record = record_for(aws, pipeline_settings, "raw/DSCN0021.jpg")
-    assert len(record.renditions) == 4
+    assert len(record.renditions) == 14
     for rendition in record.renditions:
         stored = stored_image(aws, pipeline_settings, rendition.key)
         assert not stored.getexif().get_ifd(GPS_IFD), rendition.key
@@ -219,7 +226,8 @@ def _upright_thumb(events, aws, settings, name: str) -> Image.Image:
     raw_key = f"raw/{name}"
     deliver(events.put(raw_key, PHOTOS / name), events)
     record = record_for(aws, settings, raw_key)
-    return stored_image(aws, settings, record.rendition("thumb", "jpeg").key).convert("L")
+    smallest = min((r for r in record.renditions if r.name == "optimized"), key=lambda r: r.width)
+    return stored_image(aws, settings, smallest.key).convert("L")
 
 
 def _difference(first: Image.Image, second: Image.Image) -> float:
@@ -313,7 +321,7 @@ def test_duplicate_event_is_skipped_and_leaves_one_record_and_one_set_of_outputs
 
     assert record_for(aws, pipeline_settings, "raw/twice.jpg") == first
     assert writes == []
-    assert public_keys(aws, pipeline_settings) == sorted(keys.all_rendition_keys(first.id))
+    assert public_keys(aws, pipeline_settings) == sorted(r.key for r in first.renditions)
 
 
 def test_redelivery_after_an_interrupted_attempt_finishes_the_job(events, aws, pipeline_settings):
@@ -415,7 +423,74 @@ def test_reupload_to_the_same_key_replaces_the_renditions(events, aws, pipeline_
     assert (second.width, second.height) == (100, 68)
     for rendition in second.renditions:
         assert stored_image(aws, pipeline_settings, rendition.key).size == (rendition.width, rendition.height)
-    assert stored_image(aws, pipeline_settings, second.rendition("thumb", "webp").key).size == (100, 68)
+    assert stored_image(aws, pipeline_settings, second.rendition("optimized", "webp").key).size == (100, 68)
+    # The first upload's files went once the record pointed at the second's: nothing else is left in public/.
+    assert public_keys(aws, pipeline_settings) == sorted(r.key for r in second.renditions)
+    assert not {r.key for r in first.renditions} & {r.key for r in second.renditions}
+
+
+def test_a_newer_run_deletes_the_older_runs_files_only_after_the_record_points_at_its_own(
+    events, aws, pipeline_settings
+):
+    # Order 1: the older run finishes first, the newer one replaces it.
+    deliver(events.put("raw/order1.jpg", PHOTOS / "DSCN0010.jpg"), events)
+    older = record_for(aws, pipeline_settings, "raw/order1.jpg")
+    seen_by_deletes: list[set[str]] = []
+
+    def record_when_deleting(params: dict[str, Any], **_: Any) -> None:
+        current = aws.image_store().get(older.id, consistent=True)
+        seen_by_deletes.append({r.key for r in current.renditions})
+        assert not {o["Key"] for o in params["Delete"]["Objects"]} & seen_by_deletes[-1], "deleted a named file"
+
+    aws.s3.meta.events.register("before-parameter-build.s3.DeleteObjects", record_when_deleting)
+    deliver(events.put("raw/order1.jpg", PHOTOS / "Canon_40D.jpg"), events)
+
+    newer = record_for(aws, pipeline_settings, "raw/order1.jpg")
+    assert seen_by_deletes
+    assert all(named == {r.key for r in newer.renditions} for named in seen_by_deletes)
+    assert public_keys(aws, pipeline_settings) == sorted(r.key for r in newer.renditions)
+
+
+def test_a_run_that_loses_the_record_after_writing_deletes_only_its_own_files(events, aws, pipeline_settings):
+    # Order 2: the older run has written all its files when a newer upload's run claims the record and finishes;
+    # the older run then fails to mark the record ready, and takes back its own files and nothing else.
+    older = events.put("raw/order2.jpg", PHOTOS / "DSCN0010.jpg")
+    newer = events.put("raw/order2.jpg", PHOTOS / "DSCN0010.jpg")  # same bytes, so the older GET still works
+    image_id = keys.image_id_for_raw_key("raw/order2.jpg", pipeline_settings.secret)
+    transactions: list[int] = []
+
+    def newer_finishes_before_the_older_marks_ready(params: dict[str, Any], **_: Any) -> None:
+        transactions.append(1)
+        if len(transactions) == 2:  # the older run's claim was the first; this is it marking ready
+            invoke(newer)
+
+    aws.dynamodb.meta.events.register(
+        "before-parameter-build.dynamodb.TransactWriteItems", newer_finishes_before_the_older_marks_ready
+    )
+    outcome_log = count_calls(aws.s3, "PutObject")
+    invoke(older)
+
+    record = aws.image_store().get(image_id, consistent=True)
+    assert record.status is Status.READY
+    assert record.source_sequencer == events.sequencer_of(newer)
+    versions = {key.rsplit("/", 1)[1].split("-")[0] for key in outcome_log}
+    assert len(versions) == 2  # both runs wrote, each under its own version: nothing was overwritten
+    assert public_keys(aws, pipeline_settings) == sorted(r.key for r in record.renditions)
+    for rendition in record.renditions:  # the newer run's files are all there and intact
+        assert stored_image(aws, pipeline_settings, rendition.key).size == (rendition.width, rendition.height)
+
+
+def test_a_hidden_images_new_renditions_are_written_outside_the_public_prefix(events, aws, pipeline_settings):
+    deliver(events.put("raw/secret.jpg", PHOTOS / "Canon_40D.jpg"), events)
+    image_id = keys.image_id_for_raw_key("raw/secret.jpg", pipeline_settings.secret)
+    aws.image_store().update(image_id, lambda r: r.replace(hidden=True))
+
+    deliver(events.put("raw/secret.jpg", PHOTOS / "DSCN0010.jpg"), events)
+
+    record = aws.image_store().get(image_id, consistent=True)
+    assert record.status is Status.READY
+    assert all(keys.is_hidden_key(r.key) for r in record.renditions)
+    assert not any(key.startswith(keys.PUBLIC_PREFIX) for key in public_keys(aws, pipeline_settings))
 
 
 def test_sequencers_of_different_lengths_compare_as_numbers(events, aws, pipeline_settings):
@@ -595,13 +670,14 @@ def test_hostile_file_ends_failed_with_a_reason_and_nothing_public(events, aws, 
 
 
 @pytest.mark.parametrize("name", ["pil_sample_cmyk.jpg", "uncompressed_la.png", "sugarshack.mpo", "chi.gif"])
-def test_odd_but_valid_file_ends_ready_with_four_outputs(events, aws, pipeline_settings, name):
+def test_odd_but_valid_file_ends_ready_with_every_rung(events, aws, pipeline_settings, name):
     deliver(events.put(f"raw/{name}", HOSTILE / name), events)
 
     record = record_for(aws, pipeline_settings, f"raw/{name}")
     assert record.status is Status.READY
     assert public_keys(aws, pipeline_settings) == sorted(r.key for r in record.renditions)
-    assert len(record.renditions) == 4
+    assert {r.name for r in record.renditions} == {"thumb", "optimized"}
+    assert len(record.renditions) == 2 * len({(r.name, r.width) for r in record.renditions})
 
 
 def test_unexpected_imaging_error_fails_the_record_instead_of_retrying_forever(
@@ -646,9 +722,9 @@ def on_delivery(batch: dict[str, Any], attempt: int) -> dict[str, Any]:
 
 def test_last_delivery_marks_the_record_failed_and_a_redrive_processes_it(events, aws, pipeline_settings, capsys):
     event = events.put("raw/stuck.jpg", PHOTOS / "Canon_40D.jpg")
-    image_id = keys.image_id_for_raw_key("raw/stuck.jpg", pipeline_settings.secret)
-    # The last of the four PUTs fails: the first three renditions are already public when it does.
-    outage = Outage(aws.s3, "PutObject", keys.rendition_key(image_id, "optimized", "webp"))
+    # The last PUT (the tile's WebP) fails: the other renditions of the run are already written when it does.
+    outage = Outage(aws.s3, "PutObject", "*-90x68.webp")
+    written_before_the_outage = count_calls(aws.s3, "PutObject")
     last = processor_lambda.settings.max_receive_count
     for attempt in range(1, last):
         with pytest.raises(BatchProcessingError):  # a batch whose every message failed fails the invocation
@@ -665,6 +741,7 @@ def test_last_delivery_marks_the_record_failed_and_a_redrive_processes_it(events
     assert record.failure_reason == (
         f"processing failed {last} times in a row (ClientError); the upload is kept and can be retried"
     )
+    assert len(written_before_the_outage) == 3 * last  # each attempt wrote three files before the fourth failed
     assert public_keys(aws, pipeline_settings) == []  # no partial result left behind
     failed = [m for m in emitted_metrics(capsys.readouterr().out) if m["name"] == "ImagesFailed"]
     assert [(m["value"], m["reason"]) for m in failed] == [(1, "RetriesExhausted")]
@@ -708,8 +785,7 @@ def test_unrecognized_message_fails_only_itself(events, aws, pipeline_settings):
 
 def test_transient_error_propagates_from_a_direct_s3_event(events, aws):
     event = events.put("raw/direct.jpg", PHOTOS / "Canon_40D.jpg")
-    image_id = keys.image_id_for_raw_key("raw/direct.jpg", aws.settings.secret)
-    Outage(aws.s3, "PutObject", keys.rendition_key(image_id, "thumb", "jpeg"))
+    Outage(aws.s3, "PutObject", "*-90x68.jpg")
 
     with pytest.raises(ClientError, match="SlowDown"):
         invoke(event)
