@@ -118,6 +118,7 @@ def zappa_values(target: Target, outputs: Mapping[str, str], app_origin: str, ap
         "IMAGE_BUCKET": outputs["ImageBucketName"],
         "IMAGE_TABLE": outputs["ImageTableName"],
         "CDN_URL": outputs["CdnUrl"],
+        "CDN_DISTRIBUTION_ID": outputs["CdnDistributionId"],
         "API_URL": outputs["ApiUrl"],
         "APP_ORIGIN": app_origin,
         # Django refuses every request until the second pass of a first deploy fills in the real host.

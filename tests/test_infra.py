@@ -257,6 +257,8 @@ def test_processor_environment_gives_the_core_the_stacks_bucket_table_and_cdn(st
     settings = Settings.from_env(environment)
     assert (settings.bucket, settings.table) == (outputs["ImageBucketName"], outputs["ImageTableName"])
     assert environment["CDN_URL"] == outputs["CdnUrl"]
+    # moto skips CloudFront, so the distribution's id is a stand-in here; the template says !Ref Distribution.
+    assert settings.cdn_distribution_id == outputs["CdnDistributionId"] == "moto-skipped-Distribution"
     assert environment["POWERTOOLS_METRICS_NAMESPACE"] == "ImagePipeline/dev"
 
 
@@ -328,6 +330,17 @@ def test_cloudfront_reads_public_and_static_only_and_only_for_this_distribution(
     assert allow["Action"] == "s3:GetObject"
     assert [r["Fn::Sub"] for r in allow["Resource"]] == ["${ImageBucket.Arn}/public/*", "${ImageBucket.Arn}/static/*"]
     assert allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"].endswith(":distribution/${Distribution}")
+
+
+def test_nothing_in_the_bucket_policy_lets_anyone_read_hidden_renditions():
+    allowed = [
+        resource["Fn::Sub"]
+        for statement in properties("ImageBucketPolicy")["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Allow"
+        for resource in statement["Resource"]
+    ]
+    assert allowed
+    assert all(resource.endswith(("/public/*", "/static/*")) for resource in allowed)
 
 
 def test_cdn_serves_the_public_prefix_through_origin_access_control():
@@ -417,19 +430,39 @@ def test_dashboard_is_valid_json_showing_every_processor_metric_and_the_queue():
     )
 
 
+DISTRIBUTION_ARN = "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${Distribution}"
+
+
 def test_processor_role_allows_exactly_its_work():
     bucket = "arn:${AWS::Partition}:s3:::${AppName}-${Stage}-${AWS::AccountId}-${AWS::Region}"
     dynamodb = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
     dynamodb |= {"dynamodb:ConditionCheckItem", "dynamodb:Query"}
+    renditions = {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}  # Get: a move is a CopyObject
     assert actions_by_resource("ProcessorRole") == {
         get_att("ProcessorLogGroup", "Arn"): {"logs:CreateLogStream", "logs:PutLogEvents"},
         sub(bucket + "/raw/*"): {"s3:GetObject"},
-        sub(bucket + "/public/*"): {"s3:PutObject", "s3:DeleteObject"},
+        sub(bucket + "/public/*"): renditions,
+        sub(bucket + "/hidden/*"): renditions,
         sub(bucket): {"s3:ListBucket"},
         get_att("ImageTable", "Arn"): dynamodb,
         sub("${ImageTable.Arn}/index/*"): dynamodb,
         get_att("UploadQueue", "Arn"): {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
+        sub(DISTRIBUTION_ARN): {"cloudfront:CreateInvalidation"},
     }
+
+
+@pytest.mark.parametrize("role", ["ProcessorRole", "WebAppRole"])
+def test_both_roles_may_invalidate_exactly_this_distribution_and_nothing_else_in_cloudfront(role):
+    granted = [s for s in statements(role) if any(str(a).startswith("cloudfront:") for a in [s["Action"]])]
+    assert len(granted) == 1
+    assert granted[0]["Action"] == "cloudfront:CreateInvalidation"
+    assert granted[0]["Resource"] == {"Fn::Sub": DISTRIBUTION_ARN}
+    assert not any(
+        str(action).startswith("cloudfront:")
+        for statement in statements(role)
+        if statement is not granted[0]
+        for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+    )
 
 
 def test_api_role_only_reads_the_table():
@@ -440,17 +473,27 @@ def test_api_role_only_reads_the_table():
     }
 
 
-def test_web_app_role_writes_raw_uploads_and_static_files_but_cannot_write_renditions():
+def test_web_app_role_writes_raw_uploads_and_static_files_and_moves_but_never_writes_renditions():
     granted = actions_by_resource("WebAppRole")
     assert granted[sub("${ImageBucket.Arn}/raw/*")] == {"s3:PutObject", "s3:GetObject", "s3:DeleteObject"}
-    assert granted[sub("${ImageBucket.Arn}/public/*")] == {"s3:DeleteObject"}
     assert granted[sub("${ImageBucket.Arn}/static/*")] == {"s3:PutObject", "s3:GetObject", "s3:DeleteObject"}
+    for side in ("public", "hidden"):
+        assert granted[sub(f"${{ImageBucket.Arn}}/{side}/*")] == {"s3:GetObject", "s3:DeleteObject", "s3:PutObject"}
+    # PutObject on renditions only as a copy of a rendition already in the bucket (hide and unhide move files).
+    (put,) = [s for s in statements("WebAppRole") if s["Action"] == "s3:PutObject" and "/raw/" not in json.dumps(s)]
+    assert put["Condition"] == {
+        "StringLike": {
+            "s3:x-amz-copy-source": [{"Fn::Sub": "${ImageBucket}/public/*"}, {"Fn::Sub": "${ImageBucket}/hidden/*"}]
+        }
+    }
+    assert sub(DISTRIBUTION_ARN) in granted
     assert not any(action.startswith("sqs:") for actions in granted.values() for action in actions)
 
 
 def test_every_lambda_variable_the_template_sets_is_one_the_core_reads():
     sample = {"IMAGE_BUCKET": "b", "IMAGE_TABLE": "t", "CDN_URL": "https://cdn.example", "PIPELINE_SECRET": "s"}
     sample["API_CORS_ORIGINS"] = "https://gallery.example.com"
+    sample["CDN_DISTRIBUTION_ID"] = "E2EXAMPLE7TEST"
     sample["MAX_RECEIVE_COUNT"] = "3"
     default = Settings.from_env({})
     for function in ("ProcessorFunction", "ApiFunction"):
@@ -508,6 +551,7 @@ FAKE_OUTPUTS = {
     "ImageBucketName": BUCKET_NAME,
     "ImageTableName": "ImageMetadata-dev",
     "CdnUrl": "https://d111111abcdef8.cloudfront.net",
+    "CdnDistributionId": "E2EXAMPLE7TEST",
     "ApiUrl": "https://abc123.execute-api.us-east-1.amazonaws.com",
 }
 
@@ -520,6 +564,13 @@ def rendered_zappa_settings(stage: str = "dev") -> dict[str, Any]:
 
 def test_deploy_fills_every_zappa_settings_placeholder():
     assert "${" not in json.dumps(rendered_zappa_settings())
+
+
+def test_django_gets_the_stacks_distribution_id_so_hide_and_delete_can_invalidate():
+    environment = rendered_zappa_settings()["dev"]["aws_environment_variables"]
+    assert Settings.from_env(environment).cdn_distribution_id == FAKE_OUTPUTS["CdnDistributionId"]
+    assert TEMPLATE["Outputs"]["CdnDistributionId"]["Value"] == {"Ref": "Distribution"}
+    assert properties("ProcessorFunction")["Environment"]["Variables"]["CDN_DISTRIBUTION_ID"] == {"Ref": "Distribution"}
 
 
 def test_zappa_settings_name_a_placeholder_deploy_does_not_know_is_an_error():
