@@ -53,3 +53,8 @@ clean-local:
 
 clean: clean-local
 	rm -rf $(VENV) .venv-checkov .venv-zappa build .pytest_cache .ruff_cache
+
+# Re-render every image of a deployed stack (settings from the environment, as for make deploy), e.g.
+# make reprocess REPROCESS_ARGS="--legacy-only --dry-run"; see docs/processor.md.
+reprocess: $(STAMP)
+	$(PY) -m pipeline.reprocess --all $(REPROCESS_ARGS)
