@@ -17,12 +17,22 @@ from lambda_context import FakeLambdaContext
 
 from lambdas.image_api import handler as image_api
 from pipeline import api, keys, records
-from pipeline.config import Settings
+from pipeline.config import ImagingSettings, Settings
+from pipeline.imaging import plan_renditions
 from pipeline.records import ImageRecord, Rendition, Status
 from pipeline.store import Aws, ImageStore
 
 GALLERY_ORIGIN = "http://127.0.0.1:8000"  # one of the default API_CORS_ORIGINS
 BASE_TIME = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+PLAN = plan_renditions((4000, 3000), 1, ImagingSettings())
+VERSION = "abcdefgh23"
+
+
+def rendition_bytes(width: int, fmt: str) -> int:
+    jpeg = width * 50
+    return jpeg if fmt == "jpeg" else (jpeg * 4 // 5 if width >= 640 else jpeg * 11 // 10)
+
+
 INTERNAL_FIELDS = (
     *("raw_key", "file_name", "owner", "revision", "sequencer", "source_etag", "expires_at", "history"),
     *('"pk"', '"sk"', "created_sk", "IMAGE#", "TAG#", '"S":', '"N":'),
@@ -35,15 +45,22 @@ INTERNAL_FIELDS = (
 def ready_record(
     n: int, *, tags: tuple[str, ...] = (), sha256: str | None = None, hidden: bool = False, image_id: str | None = None
 ) -> ImageRecord:
-    """A processed image as the processor leaves it: four renditions, facts, placeholder; ``n`` orders it."""
+    """A processed image as the processor leaves it: a 4000x3000 photo's ladder and tiles (WebP smaller than the
+    JPEG from 640 px up, larger below), facts, placeholder; ``n`` orders it."""
     image_id = image_id or keys.new_image_id()
     created = (BASE_TIME + timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     processed = (BASE_TIME + timedelta(minutes=n, seconds=3)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     raw_key = keys.raw_key_for_upload(image_id, f"IMG_{n:04d}.jpg")
-    sizes = {"thumb": (400, 300), "optimized": (1920, 1440)}
     renditions = tuple(
-        Rendition(name, fmt, keys.rendition_key(image_id, name, fmt), *sizes[name], 1000 * (n + 1) + len(fmt))
-        for name in ("thumb", "optimized")
+        Rendition(
+            rung.name,
+            fmt,
+            keys.rendition_key(image_id, rung.name, fmt, version=VERSION, width=rung.width, height=rung.height),
+            rung.width,
+            rung.height,
+            rendition_bytes(rung.width, fmt) + n,
+        )
+        for rung in PLAN.rungs
         for fmt in ("jpeg", "webp")
     )
     return (
@@ -260,21 +277,20 @@ def test_image_hidden_after_listing_disappears_from_the_tag_listing(store):
 # -- documents ----------------------------------------------------------------------------------------------
 
 
-def test_document_describes_the_image_with_versioned_cdn_urls(store, pipeline_settings):
+def test_document_describes_the_image_with_immutable_cdn_urls(store, pipeline_settings):
     record = store.create(ready_record(7, tags=("beach",), sha256="ab12" * 16))
 
     document = get(f"/images/{record.id}").json
 
-    version = "?v=ab12ab12ab12"
     base = pipeline_settings.cdn_url
-    assert document["thumbnail"] == f"{base}/thumbs/{record.id}.jpg{version}"
-    assert document["optimized"] == f"{base}/optimized/{record.id}.jpg{version}"
+    thumbs, optimized = f"{base}/thumbs/{record.id}/{VERSION}", f"{base}/optimized/{record.id}/{VERSION}"
+    assert document["thumbnail"] == f"{thumbs}-384x288.jpg"  # the widest tile within THUMB_SIZE (400)
+    assert document["optimized"] == f"{optimized}-1920.jpg"
+    assert len(document["sources"]) == len(record.renditions) == 22
     assert {source["url"] for source in document["sources"]} == {
-        f"{base}/{keys.rendition_path(record.id, r.name, r.format)}{version}" for r in record.renditions
+        f"{base}/{r.key.removeprefix('public/')}" for r in record.renditions
     }
-    assert document["srcset"]["webp"] == (
-        f"{base}/thumbs/{record.id}.webp{version} 400w, {base}/optimized/{record.id}.webp{version} 1920w"
-    )
+    assert "?" not in json.dumps(document)  # the version is in the path: nothing to bust with a query
     assert document["placeholder"] == {"blurhash": record.blurhash, "color": "#6a7b8c"}
     assert (document["width"], document["height"], document["bytes"], document["tags"]) == (
         4000,
@@ -282,6 +298,35 @@ def test_document_describes_the_image_with_versioned_cdn_urls(store, pipeline_se
         record.byte_size,
         ["beach"],
     )
+
+
+def test_srcset_covers_the_whole_ladder_and_offers_webp_only_where_it_is_smaller(store, pipeline_settings):
+    record = store.create(ready_record(7))
+
+    document = get(f"/images/{record.id}").json
+
+    base = f"{pipeline_settings.cdn_url}/optimized/{record.id}/{VERSION}"
+    assert document["srcset"]["jpeg"] == ", ".join(f"{base}-{w}.jpg {w}w" for w in (320, 480, 640, 960, 1280, 1920))
+    # WebP is the smaller file from 640 px up; below that the JPEG is, so browsers that take WebP get the JPEG.
+    assert document["srcset"]["webp"] == ", ".join(
+        [f"{base}-320.jpg 320w", f"{base}-480.jpg 480w"] + [f"{base}-{w}.webp {w}w" for w in (640, 960, 1280, 1920)]
+    )
+    tiles = f"{pipeline_settings.cdn_url}/thumbs/{record.id}/{VERSION}"
+    assert document["thumbnail_srcset"]["jpeg"] == ", ".join(
+        f"{tiles}-{w}x{h}.jpg {w}w" for w, h in ((256, 192), (384, 288), (560, 420), (840, 630), (1120, 840))
+    )
+    assert document["thumbnail_srcset"]["webp"].endswith(f"{tiles}-1120x840.webp 1120w")
+
+
+def test_srcset_has_no_webp_when_no_webp_is_smaller(store):
+    plain = ready_record(1)
+    bigger_webp = tuple(dataclasses.replace(r, bytes=10**6) if r.format == "webp" else r for r in plain.renditions)
+    record = store.create(plain.replace(renditions=bigger_webp))
+
+    document = get(f"/images/{record.id}").json
+
+    assert set(document["srcset"]) == set(document["thumbnail_srcset"]) == {"jpeg"}
+    assert {s["format"] for s in document["sources"]} == {"jpeg", "webp"}  # still listed, just not offered
 
 
 def test_srcset_has_one_candidate_per_width_when_a_small_source_makes_equal_renditions(store):
@@ -295,15 +340,16 @@ def test_srcset_has_one_candidate_per_width_when_a_small_source_makes_equal_rend
     assert [candidate.rsplit(" ", 1)[1] for candidate in srcset["jpeg"].split(", ")] == ["320w"]
 
 
-def test_reupload_of_the_same_image_gets_new_rendition_urls(store):
-    record = store.create(ready_record(1, sha256="1" * 64))
+def test_a_reprocessed_image_gets_new_rendition_urls(store):
+    record = store.create(ready_record(1))
     before = get(f"/images/{record.id}").json
 
-    store.update(record.id, lambda current: current.replace(sha256="2" * 64))
+    rerun = tuple(r.replace(key=r.key.replace(VERSION, "zzzzzzzzzz")) for r in record.renditions)
+    store.update(record.id, lambda current: current.replace(renditions=rerun))
     after = get(f"/images/{record.id}").json
 
     assert before["thumbnail"] != after["thumbnail"]
-    assert before["thumbnail"].split("?")[0] == after["thumbnail"].split("?")[0]
+    assert after["thumbnail"] == before["thumbnail"].replace(VERSION, "zzzzzzzzzz")
 
 
 def test_document_leaks_no_internals(store):

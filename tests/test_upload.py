@@ -324,4 +324,4 @@ def test_script_upload_then_done_then_processing_makes_the_image_ready(alice_cli
     assert confirmed.json() == {"id": ticket["id"], "status": "uploading"}
     document = alice_client.get(ticket["status_url"]).json()
     assert document["status"] == "ready"
-    assert re.search(rf"/thumbs/{ticket['id']}\.jpg", document["thumbnail"])
+    assert re.search(rf"/thumbs/{ticket['id']}/[a-z2-7]{{10}}-90x68\.jpg$", document["thumbnail"])
