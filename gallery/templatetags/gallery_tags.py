@@ -8,8 +8,6 @@ column unless its height cap makes it narrower.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -40,17 +38,17 @@ class Width:
     vw: float
     px: float = 0.0
 
-    def css(self, scale: float = 1.0) -> str:
-        vw, px = self.vw * scale, self.px * scale
+    def css(self) -> str:
+        vw, px = self.vw, self.px
         if not vw:
             return f"{_number(-px)}px"
         if not px:
             return f"{_number(vw)}vw"
         return f"calc({_number(vw)}vw - {_number(px)}px)"
 
-    def expression(self, scale: float = 1.0) -> str:
+    def expression(self) -> str:
         """The same width as an operand of ``min()`` (no ``calc`` needed there)."""
-        text = self.css(scale)
+        text = self.css()
         return text[len("calc(") : -1] if text.startswith("calc(") else text
 
 
@@ -69,13 +67,9 @@ DETAIL_ASIDE: Final = 320
 DETAIL_GAP: Final = 32
 DETAIL_TWO_COLUMNS: Final = 960  # one column up to this width, two above it
 DETAIL_MAX_HEIGHT_VH: Final = 80  # .detail__figure img { max-height: 80vh }
-# Chromium, at a device pixel ratio above 1, picks the smaller of two neighbouring candidates while the needed
-# density is below their geometric mean: it may draw a 960 px file in a 1100 px box. Announcing boxes
-# sqrt(1.5) wider on such screens makes it pick a candidate at least as wide as the box and at most 1.5x it,
-# for ladders whose steps are at most 1.5x (pipeline.config's are). At 1x it picks the first one that covers
-# the box, so there the sizes stay exact.
-HIDPI: Final = "(min-resolution: 1.01dppx)"
-HIDPI_SCALE: Final = math.sqrt(1.5)
+# No allowance for the browser's choice: measured (make pixels), Debian's Chromium 150 picks the first candidate at
+# least as dense as the screen, at 1x, 2x and 3x alike. (Blink once preferred the smaller of two candidates
+# below their geometric mean; with that, `sizes` would have to announce boxes sqrt(1.5) wider.)
 
 
 def _at(table: tuple[tuple[int | None, int], ...], viewport: int) -> int:
@@ -130,20 +124,10 @@ def _sizes(entries: list[tuple[int | None, str]]) -> str:
     return ", ".join(f"(max-width: {limit}px) {width}" if limit else width for limit, width in entries)
 
 
-def _both_densities(render: Callable[[float], list[tuple[int | None, str]]]) -> str:
-    """The entries for screens denser than 1x (scaled by HIDPI_SCALE) first, then the exact ones."""
-    exact = render(1.0)
-    parts = [
-        f"{HIDPI} and (max-width: {limit}px) {text}" if limit else f"{HIDPI} {text}"
-        for limit, text in render(HIDPI_SCALE)
-    ]
-    return ", ".join([*parts, _sizes(exact)])
-
-
 @register.simple_tag
 def tile_sizes() -> str:
     """`sizes` of a gallery tile (a 4:3 box filled by a 4:3 crop)."""
-    return _both_densities(lambda scale: [(limit, width.css(scale)) for limit, width in tile_widths()])
+    return _sizes([(limit, width.css()) for limit, width in tile_widths()])
 
 
 @register.simple_tag
@@ -151,17 +135,13 @@ def detail_sizes(width: int | None, height: int | None) -> str:
     """`sizes` of the detail image: its column's width, or less when its height cap (80vh) binds."""
     aspect = (width / height) if width and height else None
 
-    def render(scale: float) -> list[tuple[int | None, str]]:
-        entries = []
-        for limit, column in detail_widths():
-            if aspect is None:
-                entries.append((limit, column.css(scale)))
-            else:
-                capped = f"{_number(DETAIL_MAX_HEIGHT_VH * aspect * scale)}vh"
-                entries.append((limit, f"min({column.expression(scale)}, {capped})"))
-        return entries
-
-    return _both_densities(render)
+    entries = []
+    for limit, column in detail_widths():
+        if aspect is None:
+            entries.append((limit, column.css()))
+        else:
+            entries.append((limit, f"min({column.expression()}, {_number(DETAIL_MAX_HEIGHT_VH * aspect)}vh)"))
+    return _sizes(entries)
 
 
 @register.filter

@@ -180,17 +180,14 @@
     ui.say("Ready. ", "ready");
     const link = document.createElement("a");
     link.href = ticket.page_url;
-    link.textContent = "View";
+    link.textContent = "View the photo";
     ui.row.querySelector(".upload__status").append(link);
   }
 
-  // The uncropped ladder in a square box that crops it (object-fit: cover): the picture is drawn as wide as the
-  // box times its aspect ratio when it is landscape. On screens denser than 1x the width is announced
-  // sqrt(1.5) wider, because Chromium would otherwise pick a file narrower than the box (as in
-  // gallery/templatetags/gallery_tags.py).
+  // The uncropped ladder in a square box that crops it (object-fit: cover): a landscape picture is drawn as
+  // wide as the box times its aspect ratio, and `sizes` says so.
   function preview(document_, box) {
-    const drawn = Math.ceil(box * Math.max(1, (document_.width || 1) / (document_.height || 1)));
-    const sizes = `(min-resolution: 1.01dppx) ${Math.ceil(drawn * Math.sqrt(1.5))}px, ${drawn}px`;
+    const sizes = `${Math.ceil(box * Math.max(1, (document_.width || 1) / (document_.height || 1)))}px`;
     const picture = document.createElement("picture");
     const srcset = document_.srcset || {};
     if (srcset.webp) {
