@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench package deploy destroy clean clean-local
+.PHONY: run test lint bench package deploy destroy clean clean-local audit pixels
 STAGE ?= dev
 CHECKOV := .venv-checkov/.installed
 ZAPPA := .venv-zappa/.installed
@@ -38,6 +38,18 @@ lint: $(STAMP) $(CHECKOV)
 
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Lighthouse (mobile + desktop) and the image bytes/sharpness of the pages, against a local stack with the corpus
+# uploaded (local_stack/audit.py); reports in .audit/. Needs Node and Debian's Chromium. Not part of make test.
+LIGHTHOUSE := .lighthouse/node_modules/.bin/lighthouse
+$(LIGHTHOUSE):
+	npm install --prefix .lighthouse --save-exact --no-audit --no-fund lighthouse@12.2.3
+
+audit: $(STAMP) $(LIGHTHOUSE)
+	$(PY) -m local_stack.audit pixels lighthouse
+
+pixels: $(STAMP)
+	$(PY) -m local_stack.audit pixels
 
 package: $(STAMP)
 	$(PY) -m infra.package
