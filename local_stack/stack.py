@@ -23,7 +23,9 @@ from local_stack.lambda_runtime import FunctionSettings, QueueWorker
 from local_stack.snapshot import Snapshot
 from local_stack.template import ACCOUNT_ID, STAGE, StackNames, read_stack_names
 from local_stack.web import AdminLogin, DjangoServer, StackError, admin_login
+from pipeline import reprocess
 from pipeline.config import Settings
+from pipeline.store import Aws
 
 log = logging.getLogger("local_stack")
 
@@ -124,6 +126,7 @@ def _run_on_emulator(config: LocalConfig, environ: Mapping[str, str], stopping: 
         )
         worker.start()
         running.callback(worker.stop, function.timeout_seconds)
+        migrating = _reprocess_legacy_layout(settings)
         dynamodb = emulator.client("dynamodb")
 
         def housekeeping() -> None:
@@ -148,8 +151,21 @@ def _run_on_emulator(config: LocalConfig, environ: Mapping[str, str], stopping: 
             requeued,
             config.state_dir,
         )
+        if migrating:
+            log.info("%d images were saved with the old flat rendition layout: reprocessing them now", migrating)
         _print_banner(config, login, resources)
         return _serve_until_stopped(web, stopping)
+
+
+def _reprocess_legacy_layout(settings: Settings) -> int:
+    """State saved before versioned rendition keys (``public/thumbs/<id>.jpg``) moves to the new layout the way a
+    deployment does (``python -m pipeline.reprocess --all --legacy-only``): each such image's original is touched,
+    the worker renders it again, and the processor removes the flat files once the record points at the new ones."""
+    emulated = Aws(settings)
+    legacy = list(reprocess.images_to_reprocess(emulated.image_store(), legacy_only=True))
+    if legacy:
+        reprocess.touch_all(emulated.object_store(), legacy, throttle=reprocess.Throttle(50))
+    return len(legacy)
 
 
 def _run_on_real_aws(config: LocalConfig, environ: Mapping[str, str], stopping: threading.Event) -> int:

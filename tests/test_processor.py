@@ -20,7 +20,7 @@ from lambda_context import FakeLambdaContext
 from PIL import Image, ImageChops, ImageStat
 
 from lambdas.image_processor import handler as processor_lambda
-from pipeline import keys, processing, records
+from pipeline import keys, processing, records, reprocess
 from pipeline.processing import ImageProcessor
 from pipeline.records import ImageRecord, Status
 from pipeline.store import IMMUTABLE_CACHE_CONTROL
@@ -57,6 +57,20 @@ class ProcessorEvents:
         record["s3"]["bucket"].update(name=self.bucket, arn=f"arn:aws:s3:::{self.bucket}")
         # S3 URL-encodes keys in notifications the way HTML forms do.
         record["s3"]["object"].update(key=quote_plus(key, safe="/"), size=len(data), eTag=etag, sequencer=sequencer)
+        self.last_sequencer = sequencer
+        return event
+
+    def announced(self, key: str) -> dict[str, Any]:
+        """The notification S3 sends for the object at ``key`` as it is now (after a touch: a copy onto itself)."""
+        head = self.s3.head_object(Bucket=self.bucket, Key=key)
+        self.count += 1
+        sequencer = f"{FIRST_SEQUENCER + self.count:018X}"
+        event = self.load("s3_put.json")
+        record = event["Records"][0]
+        record["s3"]["bucket"].update(name=self.bucket, arn=f"arn:aws:s3:::{self.bucket}")
+        record["s3"]["object"].update(
+            key=quote_plus(key, safe="/"), size=head["ContentLength"], eTag=head["ETag"].strip('"'), sequencer=sequencer
+        )
         self.last_sequencer = sequencer
         return event
 
@@ -478,6 +492,45 @@ def test_a_run_that_loses_the_record_after_writing_deletes_only_its_own_files(ev
     assert public_keys(aws, pipeline_settings) == sorted(r.key for r in record.renditions)
     for rendition in record.renditions:  # the newer run's files are all there and intact
         assert stored_image(aws, pipeline_settings, rendition.key).size == (rendition.width, rendition.height)
+
+
+def _into_the_flat_layout(aws, settings, record: ImageRecord) -> ImageRecord:
+    """What the seed's processor left: four flat keys (public/thumbs/<id>.jpg ...) and the record naming them."""
+    flat = []
+    for name, folder in (("thumb", "thumbs"), ("optimized", "optimized")):
+        for fmt, ext in (("jpeg", "jpg"), ("webp", "webp")):
+            source = max((r for r in record.renditions if r.name == name and r.format == fmt), key=lambda r: r.width)
+            key = f"public/{folder}/{record.id}.{ext}"
+            aws.s3.copy_object(
+                Bucket=settings.bucket, Key=key, CopySource={"Bucket": settings.bucket, "Key": source.key}
+            )
+            flat.append(source.replace(key=key))
+    aws.object_store().delete([r.key for r in record.renditions])
+    return aws.image_store().update(record.id, lambda current: current.replace(renditions=tuple(flat)))
+
+
+def test_reprocess_all_moves_an_image_from_the_flat_layout_and_removes_the_old_files_after(
+    events, aws, pipeline_settings
+):
+    deliver(events.put("raw/old.jpg", PHOTOS / "DSCN0010.jpg"), events)
+    old = _into_the_flat_layout(aws, pipeline_settings, record_for(aws, pipeline_settings, "raw/old.jpg"))
+    assert public_keys(aws, pipeline_settings) == sorted(keys.legacy_rendition_keys(old.id))
+    named_while_deleting: list[set[str]] = []
+    aws.s3.meta.events.register(
+        "before-parameter-build.s3.DeleteObjects",
+        lambda params, **_: named_while_deleting.append(
+            {r.key for r in aws.image_store().get(old.id, consistent=True).renditions}
+        ),
+    )
+
+    assert reprocess.main(["--all", "--legacy-only"], aws=aws, sleep=lambda _: None, out=io.StringIO()) == 0
+    deliver(events.announced(old.raw_key), events)  # the touch's own ObjectCreated event
+
+    moved = record_for(aws, pipeline_settings, "raw/old.jpg")
+    assert moved.status is Status.READY
+    assert not reprocess.uses_legacy_layout(moved)
+    assert public_keys(aws, pipeline_settings) == sorted(r.key for r in moved.renditions)  # the flat files are gone
+    assert named_while_deleting == [{r.key for r in moved.renditions}]  # deleted only once the record moved on
 
 
 def test_a_hidden_images_new_renditions_are_written_outside_the_public_prefix(events, aws, pipeline_settings):
