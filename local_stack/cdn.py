@@ -1,8 +1,9 @@
 """A CloudFront stand-in: serves the bucket's public/ prefix at the CDN root, with S3's headers.
 
-Like the real distribution it serves only ``public/`` (raw uploads are never reachable), ignores the
-query string (``?v=`` busts browser caches, not the CDN's key), answers conditional requests with 304
-and passes on the object's Content-Type and Cache-Control.
+Like the real distribution it serves only ``public/`` (raw uploads and hidden images' ``hidden/`` files are never
+reachable), ignores the query string (renditions carry their version in the path), answers conditional requests
+with 304 and passes on the object's Content-Type and Cache-Control. It caches nothing: every request reads S3, so
+a rendition that hide or delete removed is gone at once (what CloudFront needs an invalidation for).
 """
 
 from __future__ import annotations

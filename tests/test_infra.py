@@ -360,12 +360,14 @@ def test_cdn_serves_the_public_prefix_through_origin_access_control():
         assert behaviour["ResponseHeadersPolicyId"] == {"Ref": "SecurityHeadersPolicy"}
 
 
-def test_rendition_cache_key_keeps_the_v_query_string_only_and_caches_a_year():
+def test_rendition_cache_key_is_the_versioned_path_alone_and_caches_a_year():
     cache = properties("RenditionCachePolicy")["CachePolicyConfig"]
-    assert cache["ParametersInCacheKeyAndForwardedToOrigin"]["QueryStringsConfig"] == {
-        "QueryStringBehavior": "whitelist",
-        "QueryStrings": ["v"],
-    }
+    key = cache["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert key["QueryStringsConfig"] == {"QueryStringBehavior": "none"}
+    assert key["CookiesConfig"] == {"CookieBehavior": "none"}
+    assert key["HeadersConfig"] == {"HeaderBehavior": "none"}
+    assert not key["EnableAcceptEncodingGzip"]
+    assert not key["EnableAcceptEncodingBrotli"]
     assert cache["DefaultTTL"] == cache["MaxTTL"] == 365 * 24 * 3600
     behaviours = properties("Distribution")["DistributionConfig"]["CacheBehaviors"]
     for behaviour in behaviours:
