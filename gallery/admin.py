@@ -41,8 +41,9 @@ class RenditionRow:
     url: str | None
 
 
-def _thumbnail_url(record: ImageRecord) -> str | None:
-    rendition = record.rendition("thumb", "jpeg")
+def _thumbnail_url(record: ImageRecord, *, shown_at: int = 80) -> str | None:
+    """The narrowest tile that fills ``shown_at`` CSS px on a 2x screen (the list's 80 px, the change form's 320)."""
+    rendition = record.rendition("thumb", "jpeg", at_least=2 * shown_at)
     return api.rendition_url(rendition, services.pipeline_settings()) if rendition else None
 
 
@@ -308,7 +309,7 @@ class ImageAdmin(admin.ModelAdmin):
             "title": f"Image “{record.title or record.file_name}”",
             "record": record,
             "form": form,
-            "thumbnail_url": _thumbnail_url(record),
+            "thumbnail_url": _thumbnail_url(record, shown_at=320),
             "renditions": [RenditionRow(r, api.rendition_url(r, settings)) for r in record.renditions],
             "history": list(reversed(record.history)),
             "can_change": can_change,

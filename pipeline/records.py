@@ -144,8 +144,10 @@ class ImageRecord:
         """Whether the gallery and the public API list this image."""
         return self.status is Status.READY and not self.hidden
 
-    def rendition(self, name: str, fmt: str) -> Rendition | None:
-        return next((r for r in self.renditions if r.name == name and r.format == fmt), None)
+    def rendition(self, name: str, fmt: str, *, at_least: int = 0) -> Rendition | None:
+        """The narrowest rendition of family ``name`` in ``fmt`` at least ``at_least`` px wide, else the widest."""
+        family = sorted((r for r in self.renditions if r.name == name and r.format == fmt), key=lambda r: r.width)
+        return next((r for r in family if r.width >= at_least), family[-1] if family else None)
 
     @property
     def created_sk(self) -> str:

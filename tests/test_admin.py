@@ -119,7 +119,8 @@ def test_list_shows_every_image_newest_first_with_thumbnails(root_client, store,
     html = root_client.get(CHANGELIST).content.decode()
 
     assert rows(html) == [broken.id, *ids]
-    assert f'<img src="{site_aws.settings.cdn_url}/thumbs/{ids[0]}/' in html
+    # The narrowest tile that fills the list's 80x60 box on a 2x screen, not the 1120 px one.
+    assert re.search(rf'<img src="{site_aws.settings.cdn_url}/thumbs/{ids[0]}/[a-z2-7]{{10}}-256x192\.jpg"', html)
     assert "The file is not an image (it looks like text)." in html
     assert 'id="changelist"' in html
     assert 'id="result_list"' in html
@@ -254,6 +255,8 @@ def test_change_page_shows_processing_history_and_renditions(root_client, site_a
     for rendition in record.renditions:
         assert f"<code>{rendition.key}</code>" in html
     assert f"<code>{record.raw_key}</code>" in html
+    preview = record.rendition("thumb", "jpeg", at_least=640)  # the 320 px preview on a 2x screen
+    assert f'<img src="{site_aws.settings.cdn_url}/{keys.cdn_path(preview.key)}"' in html
 
 
 def test_failed_image_page_shows_the_reason_in_its_history(root_client, site_aws):
