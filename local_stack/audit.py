@@ -322,8 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         if "lighthouse" in args.what:
             results["lighthouse"] = run_lighthouse(stack, ids)
             print_lighthouse(results["lighthouse"])
-    AUDIT_DIR.mkdir(exist_ok=True)
-    (AUDIT_DIR / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
+    summary_path = AUDIT_DIR / "summary.json"
+    earlier = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary_path.write_text(json.dumps({**earlier, **results}, indent=2) + "\n")
     print(f"\nsummary: {AUDIT_DIR / 'summary.json'}; Lighthouse reports: {REPORTS}/")
     pixels_ok = all(
         not pages["problems"] and (pages["gallery"]["image_bytes"] or 0) <= GALLERY_BYTES_TARGET

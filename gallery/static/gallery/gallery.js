@@ -63,7 +63,16 @@
     }
   }
 
-  document.querySelectorAll("picture[data-blurhash]").forEach(paintBlurhash);
+  // One picture per task, when the main thread is idle: 24 decodes in one go are a long task on a slow phone,
+  // and an image that arrived meanwhile needs no placeholder at all.
+  const later = window.requestIdleCallback || ((callback) => setTimeout(callback, 1));
+  const waiting = [...document.querySelectorAll("picture[data-blurhash]")];
+  const paintNext = () => {
+    if (!waiting.length) return;
+    paintBlurhash(waiting.shift());
+    later(paintNext);
+  };
+  later(paintNext);
 
   // -- polling ---------------------------------------------------------------------------------------
   function poll(element, attempt) {
