@@ -42,7 +42,7 @@ NO_STORE: Final = "no-store"
 JSON_CONTENT_TYPE: Final = "application/json"
 
 _LIMIT_PATTERN: Final = re.compile(r"[0-9]{1,4}")
-_FORMAT_ORDER: Final = {"webp": 0, "jpeg": 1}  # modern first, as a <picture> lists its <source>s
+_FORMAT_ORDER: Final = {"avif": 0, "webp": 1, "jpeg": 2}  # modern first, as a <picture> lists its <source>s
 _FAMILY_ORDER: Final = {"thumb": 0, "optimized": 1}
 _KEY_ATTRIBUTES: Final = frozenset(
     {entry["AttributeName"] for entry in records.TABLE_SCHEMA["KeySchema"]}
@@ -162,27 +162,28 @@ def _default_url(sources: list[dict[str, Any]], name: str, at_most: int | None) 
 
 
 def _srcsets(sources: list[dict[str, Any]]) -> dict[str, str]:
-    """``{"webp": "url 320w, url 480w, ...", "jpeg": ...}`` over one family; ``webp`` only when some WebP pays."""
+    """``{"avif": ..., "webp": "url 320w, url 480w, ...", "jpeg": ...}`` over one family, one candidate per width.
+
+    ``jpeg`` names the JPEGs. ``webp`` (for browsers that take WebP) names at each width the smaller of the WebP and
+    the JPEG, and ``avif`` (for browsers that take AVIF, which all take WebP) the smallest of the three; each is
+    present only when its format is the smaller file at some width, and covers every width either way.
+    """
     by_width: dict[int, dict[str, dict[str, Any]]] = {}
     for source in sources:
         by_width.setdefault(source["width"], {}).setdefault(source["format"], source)
-    jpeg: list[str] = []
-    best: list[str] = []
-    webp_pays = False
+    candidates: dict[str, list[str]] = {"avif": [], "webp": [], "jpeg": []}
+    pays = {"avif": False, "webp": False}
     for width, formats in sorted(by_width.items()):
-        fallback, webp = formats.get("jpeg"), formats.get("webp")
-        if fallback is None:
+        best = formats.get("jpeg")
+        if best is None:
             continue
-        jpeg.append(f"{fallback['url']} {width}w")
-        if webp is not None and webp["bytes"] < fallback["bytes"]:
-            webp_pays = True
-            best.append(f"{webp['url']} {width}w")
-        else:
-            best.append(f"{fallback['url']} {width}w")
-    srcsets = {"webp": ", ".join(best)} if webp_pays else {}
-    if jpeg:
-        srcsets["jpeg"] = ", ".join(jpeg)
-    return srcsets
+        candidates["jpeg"].append(f"{best['url']} {width}w")
+        for fmt in ("webp", "avif"):  # each browser tier may use what the tier below it can
+            modern = formats.get(fmt)
+            if modern is not None and modern["bytes"] < best["bytes"]:
+                best, pays[fmt] = modern, True
+            candidates[fmt].append(f"{best['url']} {width}w")
+    return {fmt: ", ".join(listed) for fmt, listed in candidates.items() if listed and (fmt == "jpeg" or pays[fmt])}
 
 
 # -- reads -------------------------------------------------------------------------------------------------

@@ -40,6 +40,10 @@ class ImagingSettings:
     # libwebp effort 0-6. 1 is the measured sweet spot (docs/performance.md): half the CPU of 2's analysis for
     # ~3 % more bytes and better PSNR, which keeps the full rendition set >= 2x naive Pillow and libvips.
     webp_method: int = 1
+    # A third format for every rung, off by default: docs/performance.md has the measurement that decided it.
+    avif: bool = False
+    avif_quality: int = 60
+    avif_speed: int = 8  # libavif 0 (slowest, smallest) - 10
     max_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 100_000_000
     max_frames: int = 1000
@@ -80,6 +84,9 @@ class Settings:
             jpeg_quality=_int(env, "JPEG_QUALITY", ImagingSettings.jpeg_quality, 1, 100),
             webp_quality=_int(env, "WEBP_QUALITY", ImagingSettings.webp_quality, 1, 100),
             webp_method=_int(env, "WEBP_METHOD", ImagingSettings.webp_method, 0, 6),
+            avif=flag(env, "AVIF_RENDITIONS", default=ImagingSettings.avif),
+            avif_quality=_int(env, "AVIF_QUALITY", ImagingSettings.avif_quality, 1, 100),
+            avif_speed=_int(env, "AVIF_SPEED", ImagingSettings.avif_speed, 0, 10),
             max_bytes=_int(env, "MAX_UPLOAD_BYTES", ImagingSettings.max_bytes),
             max_pixels=_int(env, "MAX_PIXELS", ImagingSettings.max_pixels),
             max_frames=_int(env, "MAX_FRAMES", ImagingSettings.max_frames),

@@ -36,12 +36,12 @@ PUBLIC_PREFIX: Final = "public/"
 HIDDEN_PREFIX: Final = "hidden/"
 # The CDN serves the bucket's public/ prefix at its root: public/thumbs/<id>/v-1.jpg -> https://cdn/thumbs/<id>/v-1.jpg
 RENDITION_DIRS: Final = {"thumb": "thumbs", "optimized": "optimized"}
-RENDITION_EXTENSIONS: Final = {"jpeg": "jpg", "webp": "webp"}
+RENDITION_EXTENSIONS: Final = {"jpeg": "jpg", "webp": "webp", "avif": "avif"}
 VERSION_LENGTH: Final = 10
 _VERSION_PATTERN: Final = re.compile(r"[a-z2-7]{10}")
 
 RenditionName = Literal["thumb", "optimized"]
-RenditionFormat = Literal["jpeg", "webp"]
+RenditionFormat = Literal["jpeg", "webp", "avif"]
 
 ID_LENGTH: Final = 26
 ID_PATTERN: Final = re.compile(r"[a-z2-7]{26}")

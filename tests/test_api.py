@@ -597,3 +597,28 @@ def test_preflight_from_the_gallery_is_allowed(store):
     assert answer.headers["Access-Control-Allow-Origin"] == GALLERY_ORIGIN
     assert "GET" in answer.headers["Access-Control-Allow-Methods"]
     assert "If-None-Match" in answer.headers["Access-Control-Allow-Headers"]
+
+
+def test_avif_is_offered_first_where_it_is_the_smallest_file(store, pipeline_settings):
+    plain = ready_record(2)
+    with_avif = (
+        *plain.renditions,
+        *(
+            r.replace(
+                format="avif", key=r.key.rsplit(".", 1)[0] + ".avif", bytes=r.bytes // 2 if r.width >= 960 else 10**6
+            )
+            for r in plain.renditions
+            if r.format == "jpeg"
+        ),
+    )
+    record = store.create(plain.replace(renditions=with_avif))
+
+    document = get(f"/images/{record.id}").json
+
+    base = f"{pipeline_settings.cdn_url}/optimized/{record.id}/{VERSION}"
+    assert list(document["srcset"]) == ["avif", "webp", "jpeg"]
+    assert document["srcset"]["avif"] == ", ".join(
+        [f"{base}-320.jpg 320w", f"{base}-480.jpg 480w", f"{base}-640.webp 640w"]
+        + [f"{base}-{w}.avif {w}w" for w in (960, 1280, 1920)]
+    )
+    assert [s["format"] for s in document["sources"] if s["width"] == 1920] == ["avif", "webp", "jpeg"]

@@ -648,3 +648,25 @@ def test_dominant_colour_is_the_most_common_colour():
 
     assert placeholder.dominant_color(image) == "#c81e28"
     assert processed("photos/Canon_40D.jpg").facts.dominant_color.startswith("#")
+
+
+# --- AVIF (off by default) ------------------------------------------------------------------------------------------
+
+
+def test_avif_is_a_third_format_for_every_rung_only_when_enabled():
+    source = (PHOTOS / "DSCN0021.jpg").read_bytes()  # carries GPS
+    assert {r.format for r in processed("photos/DSCN0021.jpg").renditions} == {"jpeg", "webp"}
+
+    result = process_image(source, dataclasses.replace(DEFAULTS, avif=True))
+
+    avif = [r for r in result.renditions if r.format == "avif"]
+    assert [(r.name, r.width, r.height) for r in avif] == [
+        (r.name, r.width, r.height) for r in result.renditions if r.format == "jpeg"
+    ]
+    for r in avif:
+        image = decoded(r)
+        assert (image.format, image.size, r.content_type) == ("AVIF", (r.width, r.height), "image/avif")
+        assert not image.getexif()
+        assert b"GPS" not in r.data
+    widest = rendition(result, "optimized", "jpeg")
+    assert mean_difference(decoded(rendition(result, "optimized", "avif")), decoded(widest)) < 12  # same picture
