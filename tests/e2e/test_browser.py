@@ -114,7 +114,7 @@ def object_exists(s3: Any, bucket: str, key: str) -> bool:
 def versions(s3: Any, bucket: str, image_id: str) -> list[tuple[str, str, bool]]:
     """Every version and delete marker of an image's objects, oldest first: what a failed delete test shows."""
     found = []
-    for prefix in ("raw/", "public/thumbs/", "public/optimized/"):
+    for prefix in ("raw/", *keys.image_rendition_prefixes(image_id)):
         listing = s3.list_object_versions(Bucket=bucket, Prefix=prefix)
         for entry in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
             if image_id in entry["Key"]:
@@ -338,7 +338,11 @@ def test_admin_delete_removes_the_record_and_its_files(
     expect(page.locator(f"#result_list >> text={image_id}")).to_have_count(0)
 
     assert s3.list_objects_v2(Bucket=bucket, Prefix=f"{keys.RAW_PREFIX}{image_id}/").get("KeyCount") == 0
-    left = [key for key in keys.all_rendition_keys(image_id) if object_exists(s3, bucket, key)]
+    left = [
+        entry["Key"]
+        for prefix in keys.image_rendition_prefixes(image_id)
+        for entry in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    ]
     assert left == [], f"still there: {left}; versions: {versions(s3, bucket, image_id)}"
     assert api_document(page, image_id)[0] == 404
     page.close()
