@@ -46,6 +46,7 @@ class Picture:
     src: str | None
     width: int | None
     height: int | None
+    srcset_avif: str
     srcset_webp: str
     srcset_jpeg: str
     color: str | None
@@ -57,7 +58,8 @@ class Picture:
         """``family``: TILE (the 4:3 crops, ``thumbnail_srcset``) or DETAIL (the uncropped ladder, ``srcset``).
 
         The document's ``webp`` srcset already holds, per width, the smaller of the WebP and the JPEG, and is
-        absent when no WebP pays; the JPEG srcset is the fallback for browsers without WebP.
+        absent when no WebP pays (``avif``, with AVIF_RENDITIONS on, the smallest of the three); the JPEG srcset is
+        the fallback for browsers without either.
         """
         fallback_url = document.get("thumbnail" if family == TILE else "optimized")
         fallback = next((s for s in document.get("sources") or () if s["url"] == fallback_url), None)
@@ -73,6 +75,7 @@ class Picture:
             src=fallback_url,
             width=fallback["width"] if fallback else document.get("width"),
             height=fallback["height"] if fallback else document.get("height"),
+            srcset_avif=srcset.get("avif", ""),
             srcset_webp=srcset.get("webp", ""),
             srcset_jpeg=srcset.get("jpeg", ""),
             color=placeholder.get("color"),

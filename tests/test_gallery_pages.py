@@ -156,6 +156,22 @@ def test_gallery_offers_no_webp_source_when_no_webp_tile_is_smaller(client, stor
     assert ".webp" not in html
 
 
+def test_gallery_offers_avif_first_when_there_are_avif_tiles_that_are_smaller(client, store, site_aws):
+    plain = ready_record(1)
+    avif = tuple(
+        r.replace(format="avif", key=r.key.rsplit(".", 1)[0] + ".avif", bytes=1)
+        for r in plain.renditions
+        if r.format == "jpeg"
+    )
+    record = store.create(plain.replace(renditions=(*plain.renditions, *avif)))
+
+    html = client.get("/").content.decode()
+
+    picture = html.split('<picture class="pic"', 1)[1].split("</picture>", 1)[0]
+    assert picture.index('type="image/avif"') < picture.index('type="image/webp"') < picture.index("<img ")
+    assert f'<source type="image/avif" srcset="{candidates(record, site_aws, "thumb", "avif")}"' in html
+
+
 def test_tile_sizes_follow_the_grid_at_every_breakpoint(client, store):
     seed(store, 3)
 

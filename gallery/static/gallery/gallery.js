@@ -127,10 +127,11 @@
     if (doc.placeholder && doc.placeholder.color) picture.style.setProperty("--placeholder", doc.placeholder.color);
     const sizes = (grid && grid.dataset.sizes) || "50vw";
     const srcset = doc.thumbnail_srcset || {};
-    if (srcset.webp) {
+    for (const [format, type] of [["avif", "image/avif"], ["webp", "image/webp"]]) {
+      if (!srcset[format]) continue; // absent when that format is never the smaller file
       const source = document.createElement("source");
-      source.type = "image/webp";
-      source.srcset = srcset.webp;
+      source.type = type;
+      source.srcset = srcset[format];
       source.sizes = sizes;
       picture.append(source);
     }

@@ -190,10 +190,11 @@
     const sizes = `${Math.ceil(box * Math.max(1, (document_.width || 1) / (document_.height || 1)))}px`;
     const picture = document.createElement("picture");
     const srcset = document_.srcset || {};
-    if (srcset.webp) {
+    for (const [format, type] of [["avif", "image/avif"], ["webp", "image/webp"]]) {
+      if (!srcset[format]) continue; // absent when that format is never the smaller file
       const source = document.createElement("source");
-      source.type = "image/webp";
-      source.srcset = srcset.webp;
+      source.type = type;
+      source.srcset = srcset[format];
       source.sizes = sizes;
       picture.append(source);
     }
