@@ -28,6 +28,8 @@ PRODUCTION_REQUIRED = (
     "IMAGE_BUCKET",
     "IMAGE_TABLE",
     "CDN_URL",
+    # Without it hide and delete could not take a photo off CloudFront: refuse rather than leave it served.
+    "CDN_DISTRIBUTION_ID",
     "AWS_REGION",
 )
 LOCAL_SECRET_KEY = "local-only-insecure-django-key"  # noqa: S105 (never used in production: see below)

@@ -23,6 +23,7 @@ SITE_VARIABLES = (
     "IMAGE_BUCKET",
     "IMAGE_TABLE",
     "CDN_URL",
+    "CDN_DISTRIBUTION_ID",
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
     "STATIC_BUCKET",
@@ -37,6 +38,7 @@ PRODUCTION_ENV = {
     "IMAGE_BUCKET": "photos-prod-images",
     "IMAGE_TABLE": "photos-prod-ImageMetadata",
     "CDN_URL": "https://cdn.example.com/",
+    "CDN_DISTRIBUTION_ID": "E2EXAMPLE1ABCD",
     "AWS_REGION": "eu-west-1",
 }
 
@@ -71,7 +73,7 @@ def test_production_refuses_to_start_and_names_every_missing_variable(monkeypatc
     assert "IMAGE_BUCKET" not in message
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "CDN_URL", "AWS_REGION"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "CDN_URL", "CDN_DISTRIBUTION_ID", "AWS_REGION"])
 def test_production_refuses_to_start_without_any_one_of_them(monkeypatch, missing):
     env = {name: value for name, value in PRODUCTION_ENV.items() if name != missing}
 
