@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench import equal_quality, lambda_cost, phases, report
-from bench.renditions import EXPERIMENTS, PSNR_CAP_DB, STORED, STRATEGIES
+from bench import baseline, equal_quality, lambda_cost, phases, report
+from bench.renditions import EXPERIMENTS, PLACEHOLDER, PSNR_CAP_DB, STORED, STRATEGIES, rung_order
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PHOTOS = ROOT.parent / "shared" / "corpus" / "photos"
@@ -46,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="folder of photos (default: the corpus)")
     parser.add_argument("--files", nargs="+", metavar="NAME", help="only these files from --photos")
     parser.add_argument("--passes", type=int, default=3, help="timed passes after one warm-up; the median counts")
-    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=[*STRATEGIES, *EXPERIMENTS])
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        choices=[*STRATEGIES, *EXPERIMENTS],
+        help=f"default: {' '.join(STRATEGIES)} ('today' only where git still has {baseline.LEGACY_COMMIT})",
+    )
     parser.add_argument(
         "--rss-photos",
         nargs="+",
@@ -79,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     photos = _photos(args.photos, args.files)
+    if args.strategies is None:
+        args.strategies = [s for s in STRATEGIES if s != "today" or baseline.legacy_available()]
+        if "today" not in args.strategies:
+            _progress(f"git has no {baseline.LEGACY_COMMIT}: today's figures are the recorded constants")
     facts = {path.name: _photo_facts(path) for path in photos}
     rss_photos = args.rss_photos or _default_rss_photos(facts)
     unknown = set(rss_photos) - set(facts)
@@ -146,6 +155,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     results["comparison"] = _compare(strategies, rss_photos)
     results["targets"] = _targets(strategies, rss_photos, facts, equal)
+    results["ladder"] = _ladder(strategies, rss_photos)
     if "project" in strategies:
         project = strategies["project"]
         peak = max([project["peak_rss_mb"], *project.get("per_photo_peak_rss_mb", {}).values()])
@@ -255,19 +265,18 @@ def _summarise(measured: dict[str, Any], facts: dict[str, dict[str, Any]], folde
     wall = measured["median_pass_seconds"]
     cpu = measured["cpu_seconds_per_pass"]
     per_output: dict[str, dict[str, Any]] = {}
-    compared: list[tuple[str, str]] = []  # (output name, photo), in the order the quality child scores them
-    pairs: list[tuple[str, str]] = []
+    compared: list[tuple[str, str]] = []  # (output name, photo), in the order the quality children score them
+    pairs: list[tuple[str, str, Any]] = []
     for photo, outputs in measured["outputs"].items():
         for output in outputs:
-            entry = per_output.setdefault(output["name"], {"bytes": 0, "count": 0})
+            entry = per_output.setdefault(output["name"], {"bytes": 0, "count": 0, "bytes_by_photo": {}})
             entry["bytes"] += output["bytes"]
             entry["count"] += 1
-            if output["name"] in STORED and output["path"]:
+            entry["bytes_by_photo"][photo] = output["bytes"]
+            if output["name"] != PLACEHOLDER and output["path"]:
                 compared.append((output["name"], photo))
-                pairs.append((str(folder / photo), output["path"]))
-    # Scored in a child too: the reference images would otherwise swell this process (and, through
-    # the spawn, the next children's ru_maxrss).
-    scores = _child({"strategy": "quality", "mode": "quality", "pairs": pairs})["scores"]
+                pairs.append((str(folder / photo), output["path"], output.get("crop_aspect")))
+    scores = _scores(pairs)
     psnr: dict[str, dict[str, float]] = {}
     ssim: dict[str, dict[str, float]] = {}
     for (name, photo), (psnr_db, ssim_index) in zip(compared, scores, strict=True):
@@ -287,6 +296,7 @@ def _summarise(measured: dict[str, Any], facts: dict[str, dict[str, Any]], folde
     for outputs in measured["outputs"].values():
         for output in outputs:
             output.pop("path", None)
+    per_output = dict(sorted(per_output.items(), key=lambda item: rung_order(item[0])))
     return {
         **measured,
         "images": count,
@@ -296,8 +306,30 @@ def _summarise(measured: dict[str, Any], facts: dict[str, dict[str, Any]], folde
         "cpu_seconds_per_image": cpu / count,
         "parallelism": cpu / wall,
         "per_output": per_output,
-        "stored_bytes": sum(per_output.get(name, {}).get("bytes", 0) for name in STORED),
+        "stored_bytes": sum(entry["bytes"] for name, entry in per_output.items() if name != PLACEHOLDER),
     }
+
+
+def _scores(pairs: list[tuple[str, str, Any]]) -> list[list[float | None]]:
+    """PSNR and SSIM of every (photo, output file, crop) pair, in order, from one child per CPU (split by photo, so
+    each child's reference cache serves all of a photo's outputs). Scored in children: the reference images would
+    otherwise swell this process (and, through the spawn, the next children's ru_maxrss)."""
+    photos = list(dict.fromkeys(photo for photo, _, _ in pairs))
+    workers = max(1, min(os.cpu_count() or 1, len(photos)))
+    shares = [set(photos[i::workers]) for i in range(workers)]
+    jobs = [[(i, pair) for i, pair in enumerate(pairs) if pair[0] in share] for share in shares]
+    with ThreadPoolExecutor(workers) as pool:
+        parts = list(
+            pool.map(
+                lambda job: _child({"strategy": "quality", "mode": "quality", "pairs": [pair for _, pair in job]}),
+                jobs,
+            )
+        )
+    scores: list[list[float | None]] = [[]] * len(pairs)
+    for job, part in zip(jobs, parts, strict=True):
+        for (index, _), score in zip(job, part["scores"], strict=True):
+            scores[index] = score
+    return scores
 
 
 def _equal_quality(photos: list[Path]) -> dict[str, Any]:
@@ -363,7 +395,7 @@ def _targets(
             )
     if naive:
         ratio = project["stored_bytes"] / naive["stored_bytes"]
-        add("output bytes <= 105% of naive", ratio <= 1.05, f"{ratio:.1%}")
+        add("output bytes <= 105% of naive", ratio <= 1.05, f"{ratio:.1%} (the project stores every rung)")
         srgb = [photo for photo, fact in facts.items() if not fact.get("non_srgb_profile")]
         every = _psnr_deltas(project, naive, list(facts))
         same_colours = _psnr_deltas(project, naive, srgb)
@@ -406,6 +438,101 @@ def _webp_target(project: dict[str, Any], equal: dict[str, Any] | None) -> tuple
     return "optimized WebP >= 20% smaller than JPEG at >= quality (PSNR or SSIM)", passed, measured
 
 
+# Issue 12: the ladder may cost no more CPU per photo than naive Pillow's two sizes, every rung must be at least as
+# good (SSIM) as today's optimized copy, and the peak memory may grow by at most this much over today's.
+RSS_ALLOWANCE = 1.20
+
+
+def _ladder(strategies: dict[str, Any], rss_photos: list[str]) -> dict[str, Any] | None:
+    """Issue 12's figures: per rung (family, width, format) bytes and SSIM against today's copies, and the targets.
+
+    Today's figures come from the `today` strategy of this run, or from bench/baseline.py's recorded constants."""
+    project = strategies.get("project")
+    if project is None:
+        return None
+    today = strategies.get("today")
+    source = (
+        "this run (strategy today)" if today else f"recorded constants (bench/baseline.py, {baseline.LEGACY_COMMIT})"
+    )
+
+    def today_ssim(name: str) -> dict[str, float]:
+        if today:
+            return today["per_output"].get(name, {}).get("ssim_by_photo", {})
+        return baseline.SSIM.get(name, {})
+
+    rungs = []
+    for name, entry in project["per_output"].items():
+        if name == PLACEHOLDER:
+            continue
+        stem, _, fmt = name.rpartition(".")
+        ssim = entry.get("ssim_by_photo", {})
+        optimized, thumb = today_ssim(f"optimized.{fmt}"), today_ssim(f"thumb.{fmt}")
+        shared = [photo for photo in ssim if photo in optimized]
+        row: dict[str, Any] = {
+            "rung": stem,
+            "format": fmt,
+            "photos": entry["count"],
+            "bytes": entry["bytes"],
+            "median_bytes": statistics.median(entry["bytes_by_photo"].values()),
+            "ssim": statistics.fmean(ssim.values()) if ssim else None,
+            "min_ssim": min(ssim.values()) if ssim else None,
+            "today_optimized_ssim": statistics.fmean(optimized[p] for p in shared) if shared else None,
+            "today_thumb_ssim": statistics.fmean(thumb[p] for p in shared if p in thumb) if shared else None,
+            "photos_below_today": sum(1 for p in shared if ssim[p] < optimized[p]),
+        }
+        if fmt == "webp":
+            jpeg = project["per_output"].get(f"{stem}.jpeg", {})
+            both = [p for p in entry["bytes_by_photo"] if p in jpeg.get("bytes_by_photo", {})]
+            row["webp_smaller"] = sum(1 for p in both if entry["bytes_by_photo"][p] < jpeg["bytes_by_photo"][p])
+            scored = [p for p in both if p in ssim and p in jpeg.get("ssim_by_photo", {})]
+            row["webp_smaller_and_ssim_at_least_jpeg"] = sum(
+                1
+                for p in scored
+                if entry["bytes_by_photo"][p] < jpeg["bytes_by_photo"][p] and ssim[p] >= jpeg["ssim_by_photo"][p]
+            )
+        rungs.append(row)
+
+    targets: list[dict[str, Any]] = []
+    naive = strategies.get("naive")
+    if naive:
+        mine, theirs = project["cpu_seconds_per_image"], naive["cpu_seconds_per_image"]
+        targets.append(
+            {
+                "target": "ladder CPU <= naive CPU",
+                "passed": mine <= theirs,
+                "measured": f"{mine:.3f} vs {theirs:.3f} CPU s/photo ({mine / theirs:.0%}; every rung, both formats, "
+                f"the placeholder; naive: 2 sizes)",
+            }
+        )
+    scored = [r for r in rungs if r["ssim"] is not None and r["today_optimized_ssim"] is not None]
+    if scored:
+        below = [r for r in scored if r["ssim"] < r["today_optimized_ssim"]]
+        worst = min(scored, key=lambda r: r["ssim"] - r["today_optimized_ssim"])
+        targets.append(
+            {
+                "target": "every rung's SSIM >= today's optimized copy's",
+                "passed": not below,
+                "measured": f"{len(scored) - len(below)} of {len(scored)} rungs (mean over their photos, per format); "
+                f"worst {worst['rung']}.{worst['format']} {worst['ssim']:.4f} vs {worst['today_optimized_ssim']:.4f}; "
+                f"today's from {source}",
+            }
+        )
+    for photo in rss_photos:
+        mine = project.get("per_photo_peak_rss_mb", {}).get(photo)
+        theirs = (today or {}).get("per_photo_peak_rss_mb", {}).get(photo) or baseline.PEAK_RSS_MB.get(photo)
+        if mine is None or theirs is None:
+            continue
+        targets.append(
+            {
+                "target": f"peak RSS <= today's +{RSS_ALLOWANCE - 1:.0%} on {photo}",
+                "passed": mine <= theirs * RSS_ALLOWANCE,
+                "measured": f"{mine:.0f} MB vs {theirs:.0f} MB ({mine / theirs - 1:+.0%})",
+            }
+        )
+    cpu = {name: s["cpu_seconds_per_image"] for name, s in strategies.items()}
+    return {"baseline": source, "rungs": rungs, "cpu_seconds_per_photo": cpu, "targets": targets}
+
+
 def _git_state() -> str:
     """The commit measured, and whether the imaging code differed from it."""
 
@@ -414,7 +541,15 @@ def _git_state() -> str:
         return completed.stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "pipeline/imaging.py", "pipeline/placeholder.py", "pipeline/config.py")
+    dirty = git(
+        "status",
+        "--porcelain",
+        "--",
+        "pipeline/imaging",
+        "pipeline/imaging.py",
+        "pipeline/placeholder.py",
+        "pipeline/config.py",
+    )
     return f"{commit} (imaging code edited)" if dirty else commit
 
 
@@ -445,6 +580,8 @@ def _psnr_deltas(project: dict[str, Any], other: dict[str, Any], photos: list[st
     """Mean over `photos` of project PSNR minus the other's, per stored output."""
     deltas = {}
     for name in STORED:
+        if name not in project["per_output"] or name not in other["per_output"]:
+            continue  # the ladder has no box-fit thumb: only the optimized copy (its widest rung) compares
         mine, theirs = project["per_output"][name]["psnr_db_by_photo"], other["per_output"][name]["psnr_db_by_photo"]
         shared = [photo for photo in photos if photo in mine and photo in theirs]
         deltas[name] = statistics.fmean(mine[p] - theirs[p] for p in shared) if shared else 0.0

@@ -1,4 +1,5 @@
-"""The optimized WebP against the optimized JPEG at equal quality (issue 8's last target).
+"""The optimized WebP against the optimized JPEG at equal quality (issue 8's last target); with the width ladder
+(issue 12), the widest ladder rung, which has today's optimized copy's size.
 
 The stored pair differ in quality as well as in size (WebP q80 is not JPEG q82), so a size ratio alone says little.
 For each photo this finds the lowest WebP quality whose PSNR, and separately whose SSIM, reaches the stored JPEG's,
@@ -34,18 +35,21 @@ _STEP = 5  # quality steps while bracketing; then bisection inside the bracket
 
 def measure(photo: Path, settings: ImagingSettings) -> dict[str, Any]:
     from bench import quality
-    from pipeline import imaging, jpeg_copy
+    from pipeline import jpeg_copy
+    from pipeline.imaging import encode
 
     source = photo.read_bytes()
     picture, processed = _render_capturing_webp_input(source, settings)
-    stored = {r.format: r.data for r in processed.renditions if r.name == "optimized"}
+    # The widest ladder rung (today's optimized copy's size) comes first, JPEG then WebP.
+    widest = [r for r in processed.renditions if r.name == "optimized" and r.width == processed.plan.top.width]
+    stored = {r.format: r.data for r in widest}
     jpeg, webp = stored["jpeg"], stored["webp"]
     target = quality.score(photo, jpeg)
     encodes: dict[int, dict[str, Any]] = {}
 
     def webp_at(webp_quality: int) -> dict[str, Any]:
         if webp_quality not in encodes:
-            data = imaging._encode(
+            data = encode.encode(
                 "optimized", "webp", picture, dataclasses.replace(settings, webp_quality=webp_quality)
             ).data
             encodes[webp_quality] = {"quality": webp_quality, "bytes": len(data), **_figures(photo, data)}
@@ -113,23 +117,25 @@ def lowest_passing(passes: Callable[[int], bool], start: int) -> int | None:
 def _render_capturing_webp_input(
     source: bytes, settings: ImagingSettings
 ) -> tuple[Image.Image, imaging.ProcessedImage]:
-    """process_image as the processor calls it, keeping the picture it passes to the optimized WebP's encoder."""
+    """process_image as the processor calls it, keeping the picture it passes to the widest rung's WebP encoder."""
     from pipeline import imaging
+    from pipeline.imaging import encode as encode_module
 
     captured: list[Image.Image] = []
-    encode = imaging._encode
+    encode = encode_module.encode
 
     def spy(name, fmt, picture, settings):
         if (name, fmt) == ("optimized", "webp"):
             captured.append(picture)
         return encode(name, fmt, picture, settings)
 
-    imaging._encode = spy  # type: ignore[assignment]
+    encode_module.encode = spy  # type: ignore[assignment]
     try:
         processed = imaging.process_image(source, settings)
     finally:
-        imaging._encode = encode  # type: ignore[assignment]
-    return captured[0], processed
+        encode_module.encode = encode  # type: ignore[assignment]
+    widest = max(captured, key=lambda picture: picture.width)  # the encodes run in threads, in any order
+    return widest, processed
 
 
 def summarise(per_photo: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from bench import project
 from bench.renditions import Output
-from pipeline import imaging
 from pipeline.config import ImagingSettings
+from pipeline.imaging import encode as encode_module
 
 _installed: list[str] = []
 
@@ -35,6 +35,16 @@ def render_webp_quality_90(source: bytes, settings: ImagingSettings) -> list[Out
     return project.render(source, dataclasses.replace(settings, webp_quality=90))
 
 
+def render_direct(source: bytes, settings: ImagingSettings) -> list[Output]:
+    """Every ladder rung resized from the widest one instead of from the rung above it (issue 12's cascade)."""
+    return project.render(source, settings, cascade=False)
+
+
+def render_avif(source: bytes, settings: ImagingSettings) -> list[Output]:
+    """The ladder with the optional third format on (AVIF_RENDITIONS=1 at the default quality and speed)."""
+    return project.render(source, dataclasses.replace(settings, avif=True))
+
+
 def render_serial(source: bytes, settings: ImagingSettings) -> list[Output]:
     """The four encodes on the calling thread: what the project's encoder threads buy."""
     _install_once("serial", project.profile_serially)
@@ -52,7 +62,7 @@ def _encode_webp_with_libvips() -> None:
     import pyvips
 
     pyvips.cache_set_max(0)
-    original = imaging._encode
+    original = encode_module.encode
 
     def encode(name, fmt, picture, settings):
         if fmt != "webp" or picture.mode not in ("RGB", "RGBA", "L"):
@@ -63,9 +73,9 @@ def _encode_webp_with_libvips() -> None:
         data = pixels.webpsave_buffer(
             Q=settings.webp_quality, effort=settings.webp_method, keep=pyvips.enums.ForeignKeep.NONE
         )
-        return imaging.EncodedRendition(name, fmt, picture.width, picture.height, data)
+        return encode_module.EncodedRendition(name, fmt, picture.width, picture.height, data)
 
-    imaging._encode = encode  # type: ignore[assignment]
+    encode_module.encode = encode  # type: ignore[assignment]
 
 
 # --- encoder sweeps: `python -m bench.experiments` ------------------------------------------------------------------

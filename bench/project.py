@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from bench.renditions import Output
+from bench.renditions import Output, rung_name
 from pipeline.config import ImagingSettings
 from pipeline.imaging import process_image
 
 
-def render(source: bytes, settings: ImagingSettings) -> list[Output]:
-    processed = process_image(source, settings)
-    outputs = [
-        Output(f"{rendition.name}.{rendition.format}", rendition.width, rendition.height, rendition.data)
-        for rendition in processed.renditions
-    ]
+def render(source: bytes, settings: ImagingSettings, *, cascade: bool = True) -> list[Output]:
+    """Every rung of both families in both formats (named as bench.renditions.STORED says), then the placeholder."""
+    processed = process_image(source, settings) if cascade else process_image(source, settings, cascade=False)
+    widest = {"optimized": processed.plan.ladder[0].width, "thumb": processed.plan.tiles[0].width}
+    steps = {"optimized": settings.ladder_widths, "thumb": settings.tile_widths}
+    outputs = []
+    for rendition in processed.renditions:
+        name = rung_name(
+            rendition.name,
+            rendition.width,
+            widest=rendition.width == widest[rendition.name],
+            steps=steps[rendition.name],
+        )
+        crop = settings.tile_aspect if rendition.name == "thumb" else None
+        outputs.append(
+            Output(f"{name}.{rendition.format}", rendition.width, rendition.height, rendition.data, crop_aspect=crop)
+        )
     # The placeholder is stored in the record, not as a file; measured here for its size only.
     text = f"{processed.facts.blurhash} {processed.facts.dominant_color}"
     outputs.append(Output("placeholder", 0, 0, text.encode()))
@@ -26,7 +37,7 @@ def profile_serially() -> None:
     """
     from concurrent.futures import Future
 
-    from pipeline import imaging
+    from pipeline.imaging import encode, resize
 
     class _Inline:
         def submit(self, function, *args):
@@ -34,4 +45,4 @@ def profile_serially() -> None:
             future.set_result(function(*args))
             return future
 
-    imaging._ENCODERS = _Inline()  # type: ignore[assignment]
+    encode.POOL = resize.POOL = _Inline()  # type: ignore[assignment]

@@ -1,4 +1,5 @@
-"""Quality of each output against a reference rendering: full decode, upright, sRGB, LANCZOS from the full image.
+"""Quality of each output against a reference rendering: full decode, upright, sRGB, LANCZOS from the full image
+(for a tile, from the full image's centred crop of the tile's aspect).
 
 Two figures, as issue 8 allows either: PSNR over the RGB channels (dB), and SSIM on luma (Wang et al. 2004:
 Gaussian window, sigma 1.5, scikit-image's reference implementation). PSNR counts every error alike; SSIM weighs
@@ -55,30 +56,64 @@ def _upright_rgb(photo: str) -> Image.Image:
 
 
 @lru_cache(maxsize=8)
-def reference(photo: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """The reference rendering of `photo` at `width`x`height`: (RGB as float32, its luma)."""
+def reference(
+    photo: str, width: int, height: int, crop_aspect: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The reference rendering of `photo` at `width`x`height`: (RGB as float32, its luma). With `crop_aspect`
+    (a tile), of the photo's largest centred box of that aspect, as pipeline/imaging/plan.py's tile_box."""
     full = _upright_rgb(photo)
-    resized = full if full.size == (width, height) else full.resize((width, height), Image.Resampling.LANCZOS)
+    box = None if crop_aspect is None else centred_box(full.size, crop_aspect)
+    if box is None and full.size == (width, height):
+        resized = full
+    else:
+        resized = full.resize((width, height), Image.Resampling.LANCZOS, box=box)
     rgb = np.asarray(resized, dtype=np.float32)
     return rgb, rgb @ _LUMA
 
 
-def score(photo: Path, encoded: bytes) -> Score:
-    """PSNR and SSIM of `encoded` (a JPEG, WebP, ... file's bytes) against `photo`'s reference at the same size."""
+def centred_box(size: tuple[int, int], aspect: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The largest centred (left, top, right, bottom) box of `aspect` in an image of `size`."""
+    width, height = size
+    box_width, box_height = min(width, height * aspect[0] / aspect[1]), min(height, width * aspect[1] / aspect[0])
+    left, top = (width - box_width) / 2, (height - box_height) / 2
+    return left, top, left + box_width, top + box_height
+
+
+def score(photo: Path, encoded: bytes, crop_aspect: tuple[int, int] | None = None) -> Score:
+    """PSNR and SSIM of `encoded` (a JPEG, WebP, ... file's bytes) against `photo`'s reference at the same size
+    (of its centred crop of `crop_aspect`, for a tile)."""
     with Image.open(BytesIO(encoded)) as opened:
         decoded = np.asarray(opened.convert("RGB"), dtype=np.float32)
     height, width = decoded.shape[:2]
-    expected_rgb, expected_luma = reference(str(photo), width, height)
+    expected_rgb, expected_luma = reference(
+        str(photo), width, height, None if crop_aspect is None else tuple(crop_aspect)
+    )
     mse = float(np.mean(np.square(decoded - expected_rgb, dtype=np.float64)))
     psnr = PSNR_CAP_DB if mse == 0 else min(PSNR_CAP_DB, 10 * math.log10(255**2 / mse))
-    ssim = None
-    if min(width, height) >= _SSIM_WINDOW:
-        ssim = structural_similarity(
-            expected_luma,
-            decoded @ _LUMA,
+    return Score(psnr_db=psnr, ssim=ssim_luma(expected_luma, decoded @ _LUMA))
+
+
+def luma(image: Image.Image) -> np.ndarray:
+    """BT.601 luma of an RGB image as float32, the plane SSIM is computed on."""
+    return np.asarray(image.convert("RGB"), dtype=np.float32) @ _LUMA
+
+
+def ssim_luma(expected: np.ndarray, actual: np.ndarray) -> float | None:
+    """SSIM of two luma planes (Gaussian window, sigma 1.5); None below the 11-pixel window."""
+    if min(expected.shape[:2]) < _SSIM_WINDOW:
+        return None
+    return float(
+        structural_similarity(
+            expected,
+            actual,
             data_range=255,
             gaussian_weights=True,
             sigma=1.5,
             use_sample_covariance=False,
         )
-    return Score(psnr_db=psnr, ssim=None if ssim is None else float(ssim))
+    )
+
+
+def upright_rgb(photo: Path) -> Image.Image:
+    """The decoded photo as the reference sees it: upright, alpha on white, sRGB, full size (cached)."""
+    return _upright_rgb(str(photo))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.renditions import STORED
+from bench.renditions import PLACEHOLDER, STORED
 
 
 def render(results: dict[str, Any]) -> str:
@@ -92,7 +92,8 @@ def render(results: dict[str, Any]) -> str:
             )
         rows.append(row)
     rows.append(["stored total", *(f"{strategies[n]['stored_bytes']:>10,}" for n in names)])
-    extras = sorted({o for n in names for o in strategies[n]["per_output"]} - set(STORED))
+    # The ladder's other rungs have a table of their own (below); here only what every strategy makes.
+    extras = [PLACEHOLDER] if any(PLACEHOLDER in strategies[n]["per_output"] for n in names) else []
     rows += [
         [extra, *(f"{strategies[n]['per_output'].get(extra, {}).get('bytes', 0):>10,}" for n in names)]
         for extra in extras
@@ -106,6 +107,12 @@ def render(results: dict[str, Any]) -> str:
     ]
     if identical:
         lines.append("  outputs with the reference's exact pixels (counted as 100 dB): " + ", ".join(identical))
+    if results.get("ladder"):
+        count = sum(1 for name in strategies["project"]["per_output"] if name != PLACEHOLDER)
+        lines.append(
+            f"  project: optimized.* is the ladder's widest rung (today's optimized size); its stored total counts all "
+            f"{count} rung/format outputs (table below)"
+        )
 
     if results.get("comparison"):
         lines += ["", "Ratios project/other (throughput > 1 is faster; bytes, CPU and RSS < 1 are smaller)"]
@@ -116,7 +123,7 @@ def render(results: dict[str, Any]) -> str:
                 "CPU s/image",
                 "stored bytes",
                 "peak RSS",
-                "PSNR delta dB (thumb.jpeg thumb.webp optimized.jpeg optimized.webp)",
+                "PSNR delta dB (" + " ".join(next(iter(results["comparison"].values()))["psnr_delta_db"]) + ")",
             ],
             [
                 [
@@ -150,6 +157,8 @@ def render(results: dict[str, Any]) -> str:
         )
     if results.get("webp_vs_jpeg_at_equal_quality"):
         lines += ["", *_equal_quality(results["webp_vs_jpeg_at_equal_quality"]["summary"])]
+    if results.get("ladder"):
+        lines += ["", *_ladder(results["ladder"])]
     if results.get("targets"):
         lines += ["", "Targets (issue 8)"]
         lines += [f"  {'PASS' if t['passed'] else 'MISS'}  {t['target']}: {t['measured']}" for t in results["targets"]]
@@ -177,6 +186,62 @@ def render(results: dict[str, Any]) -> str:
         )
         lines.append(f"  recommended: {sizing['recommended_mb']} MB arm64 (the fastest size within 5% of the cheapest)")
     return "\n".join(lines)
+
+
+def _ladder(ladder: dict[str, Any]) -> list[str]:
+    lines = [
+        "Width ladder (issue 12): CPU s per photo in this run (all threads; the ladder makes every rung in JPEG and",
+        "WebP plus the placeholder, naive Pillow its two box-fit sizes)",
+    ]
+    lines += _table(
+        ["strategy", "CPU s/photo"], [[name, f"{cpu:.3f}"] for name, cpu in ladder["cpu_seconds_per_photo"].items()]
+    )
+    lines += [
+        "",
+        "Every rung: bytes (median per photo, total) and luma SSIM vs the reference at its size (tiles: of the 4:3",
+        "centre crop), mean (min); today's optimized copy's and thumb's mean SSIM over the same photos, from "
+        + ladder["baseline"],
+        "(optimized = the widest ladder rung, <= 1920 px; thumb-max = a widest tile narrower than 1120 px)",
+    ]
+    rows = []
+    for r in ladder["rungs"]:
+        offered = (
+            f"{r['webp_smaller']}/{r['photos']} ({r['webp_smaller_and_ssim_at_least_jpeg']})"
+            if "webp_smaller" in r
+            else ""
+        )
+        rows.append(
+            [
+                r["rung"],
+                r["format"],
+                str(r["photos"]),
+                f"{r['median_bytes']:,.0f}",
+                f"{r['bytes']:,}",
+                "-" if r["ssim"] is None else f"{r['ssim']:.4f} ({r['min_ssim']:.4f})",
+                _ssim(r["today_optimized_ssim"]),
+                _ssim(r["today_thumb_ssim"]),
+                str(r["photos_below_today"]),
+                offered,
+            ]
+        )
+    lines += _table(
+        [
+            "rung",
+            "format",
+            "photos",
+            "median B",
+            "total B",
+            "SSIM mean (min)",
+            "today optimized",
+            "today thumb",
+            "photos below today optimized",
+            "WebP smaller (and SSIM >= JPEG's)",
+        ],
+        rows,
+    )
+    lines += ["", "Targets (issue 12)"]
+    lines += [f"  {'PASS' if t['passed'] else 'MISS'}  {t['target']}: {t['measured']}" for t in ladder["targets"]]
+    return lines
 
 
 def _equal_quality(summary: list[dict[str, Any]]) -> list[str]:

@@ -34,7 +34,10 @@ def main() -> None:
     elif mode == "quality":
         from bench import quality
 
-        scores = [quality.score(Path(photo), Path(output).read_bytes()) for photo, output in job["pairs"]]
+        scores = [
+            quality.score(Path(photo), Path(output).read_bytes(), crop_aspect)
+            for photo, output, crop_aspect in job["pairs"]
+        ]
         json.dump({"scores": [[s.psnr_db, s.ssim] for s in scores]}, sys.stdout)
         return
     elif mode == "equal_quality":
@@ -59,8 +62,9 @@ def _code_version() -> str:
     """A short hash of the imaging code this child imported: the tree is shared, and a file edited mid-run
     would otherwise make strategies quietly compare different code."""
     digest = hashlib.sha256()
-    for module in ("pipeline/imaging.py", "pipeline/placeholder.py", "pipeline/config.py"):
-        path = Path(__file__).resolve().parent.parent / module
+    root = Path(__file__).resolve().parent.parent
+    modules = sorted((root / "pipeline" / "imaging").glob("*.py"))
+    for path in [*modules, root / "pipeline/imaging.py", root / "pipeline/placeholder.py", root / "pipeline/config.py"]:
         digest.update(path.read_bytes() if path.exists() else b"")
     return digest.hexdigest()[:12]
 
@@ -143,6 +147,7 @@ def _describe(output, photo: str, dump_dir: str | None) -> dict[str, Any]:
         "height": output.height,
         "bytes": len(output.data),
         "path": str(path) if path else None,
+        "crop_aspect": output.crop_aspect,
     }
 
 
