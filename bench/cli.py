@@ -441,6 +441,8 @@ def _webp_target(project: dict[str, Any], equal: dict[str, Any] | None) -> tuple
 # Issue 12: the ladder may cost no more CPU per photo than naive Pillow's two sizes, every rung must be at least as
 # good (SSIM) as today's optimized copy, and the peak memory may grow by at most this much over today's.
 RSS_ALLOWANCE = 1.20
+# SSIM differences below this are rounding (bench/baseline.py records 5 decimals), not a worse rung.
+SSIM_TOLERANCE = 1e-4
 
 
 def _ladder(strategies: dict[str, Any], rss_photos: list[str]) -> dict[str, Any] | None:
@@ -478,7 +480,7 @@ def _ladder(strategies: dict[str, Any], rss_photos: list[str]) -> dict[str, Any]
             "min_ssim": min(ssim.values()) if ssim else None,
             "today_optimized_ssim": statistics.fmean(optimized[p] for p in shared) if shared else None,
             "today_thumb_ssim": statistics.fmean(thumb[p] for p in shared if p in thumb) if shared else None,
-            "photos_below_today": sum(1 for p in shared if ssim[p] < optimized[p]),
+            "photos_below_today": sum(1 for p in shared if ssim[p] < optimized[p] - SSIM_TOLERANCE),
         }
         if fmt == "webp":
             jpeg = project["per_output"].get(f"{stem}.jpeg", {})
@@ -506,7 +508,7 @@ def _ladder(strategies: dict[str, Any], rss_photos: list[str]) -> dict[str, Any]
         )
     scored = [r for r in rungs if r["ssim"] is not None and r["today_optimized_ssim"] is not None]
     if scored:
-        below = [r for r in scored if r["ssim"] < r["today_optimized_ssim"]]
+        below = [r for r in scored if r["ssim"] < r["today_optimized_ssim"] - SSIM_TOLERANCE]
         worst = min(scored, key=lambda r: r["ssim"] - r["today_optimized_ssim"])
         targets.append(
             {
