@@ -43,7 +43,9 @@ def measure(photo: Path, settings: ImagingSettings) -> dict[str, Any]:
     # The widest ladder rung (today's optimized copy's size) comes first, JPEG then WebP.
     widest = [r for r in processed.renditions if r.name == "optimized" and r.width == processed.plan.top.width]
     stored = {r.format: r.data for r in widest}
-    jpeg, webp = stored["jpeg"], stored["webp"]
+    jpeg = stored["jpeg"]
+    # Where the pipeline makes no WebP of the widest rung (it cannot pay there), measure the one it would make.
+    webp = stored.get("webp") or encode.encode("optimized", "webp", picture, settings).data
     target = quality.score(photo, jpeg)
     encodes: dict[int, dict[str, Any]] = {}
 
@@ -65,7 +67,12 @@ def measure(photo: Path, settings: ImagingSettings) -> dict[str, Any]:
     result: dict[str, Any] = {
         "group": group,
         "jpeg": {"quality": jpeg_quality, "bytes": len(jpeg), **dataclasses.asdict(target)},
-        "webp_stored": {"quality": settings.webp_quality, "bytes": len(webp), **_figures(photo, webp)},
+        "webp_stored": {
+            "quality": settings.webp_quality,
+            "bytes": len(webp),
+            "made": "webp" in stored,
+            **_figures(photo, webp),
+        },
     }
     for metric in METRICS:
         goal = getattr(target, metric)
@@ -121,12 +128,12 @@ def _render_capturing_webp_input(
     from pipeline import imaging
     from pipeline.imaging import encode as encode_module
 
-    captured: list[Image.Image] = []
+    captured: dict[str, list[Image.Image]] = {"webp": [], "jpeg": []}
     encode = encode_module.encode
 
     def spy(name, fmt, picture, settings):
-        if (name, fmt) == ("optimized", "webp"):
-            captured.append(picture)
+        if name == "optimized" and fmt in captured:
+            captured[fmt].append(picture)
         return encode(name, fmt, picture, settings)
 
     encode_module.encode = spy  # type: ignore[assignment]
@@ -134,7 +141,11 @@ def _render_capturing_webp_input(
         processed = imaging.process_image(source, settings)
     finally:
         encode_module.encode = encode  # type: ignore[assignment]
-    widest = max(captured, key=lambda picture: picture.width)  # the encodes run in threads, in any order
+    # The encodes run in threads, in any order. The widest rung gets no WebP where WebP cannot pay (a JPEG at its
+    # own size, a rung above WEBP_MAX_WIDTH): then the search runs on the pixels its JPEG encoder got.
+    candidates = captured["webp"] + captured["jpeg"]
+    widest_width = max(picture.width for picture in candidates)
+    widest = next(picture for picture in candidates if picture.width == widest_width)
     return widest, processed
 
 

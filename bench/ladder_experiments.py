@@ -29,16 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli import DEFAULT_PHOTOS, PHOTO_SUFFIXES
+from pipeline.config import ImagingSettings
 
-WEBP_WIDTHS = (480, 960, 1920)
+WEBP_WIDTHS = (480, 960, 1280, 1920)
 WEBP_QUALITIES = tuple(range(60, 101))  # every quality: the equal-SSIM one and any fixed one are read off the sweep
 AVIF_WIDTHS = (1920, 960)
 AVIF_SPEEDS = (6, 8)
 JPEG_QUALITY = 82
 WEBP_METHOD = 1
 BOX = 1920  # ImagingSettings.optimized_size: no rendition's long side exceeds it
-LADDER_WIDTHS = (320, 480, 640, 960, 1280, 1920)  # ImagingSettings.ladder_widths
-TILE_WIDTHS = (256, 384, 560, 840, 1120)  # ImagingSettings.tile_widths
+LADDER_WIDTHS = ImagingSettings.ladder_widths
+TILE_WIDTHS = ImagingSettings.tile_widths
 TILE_ASPECT = (4, 3)
 MERGE = 0.10  # rungs within 10 % of each other are one rung
 REDUCING_GAP = 2.0  # as pipeline/imaging.py resizes

@@ -201,7 +201,7 @@ def _ladder(ladder: dict[str, Any]) -> list[str]:
         "Every rung: bytes (median per photo, total) and luma SSIM vs the reference at its size (tiles: of the 4:3",
         "centre crop), mean (min); today's optimized copy's and thumb's mean SSIM over the same photos, from "
         + ladder["baseline"],
-        "(optimized = the widest ladder rung, <= 1920 px; thumb-max = a widest tile narrower than 1120 px)",
+        "(optimized = the widest ladder rung, <= 1920 px; thumb-max = a widest tile narrower than TILE_WIDTHS allow)",
     ]
     rows = []
     for r in ladder["rungs"]:

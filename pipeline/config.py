@@ -29,17 +29,23 @@ class ImagingSettings:
     # picking the smallest rung that covers an image never gets more than 1.5x the pixels it fills
     # (docs/imaging.md says how these were chosen). No rung is upscaled; a rung past the source becomes its width.
     ladder_widths: tuple[int, ...] = (320, 480, 640, 960, 1280, 1920)
-    # Gallery tiles: crops of TILE_ASPECT (the tile's CSS aspect-ratio) at these widths.
-    tile_widths: tuple[int, ...] = (256, 384, 560, 840, 1120)
+    # Gallery tiles: crops of TILE_ASPECT (the tile's CSS aspect-ratio) at these widths. The widest tile the
+    # gallery lays out is 272.5 CSS px, 818 device px at 3x: 840 covers every screen.
+    tile_widths: tuple[int, ...] = (256, 384, 560, 840)
     tile_aspect: tuple[int, int] = (4, 3)
     # The API's `thumbnail` is the widest tile at most this wide; no rendition's long side exceeds OPTIMIZED_SIZE.
     thumb_size: int = 400
     optimized_size: int = 1920
     jpeg_quality: int = 82
-    webp_quality: int = 80
+    # The quality at which WebP's luma SSIM reaches JPEG q82's on most rungs (docs/performance.md): at equal
+    # measured quality, bytes decide where WebP is offered.
+    webp_quality: int = 82
     # libwebp effort 0-6. 1 is the measured sweet spot (docs/performance.md): half the CPU of 2's analysis for
     # ~3 % more bytes and better PSNR, which keeps the full rendition set >= 2x naive Pillow and libvips.
     webp_method: int = 1
+    # WebP is made only for rungs at most this wide: measured at equal SSIM it saves 4-12 % up to 1280 px and
+    # nothing at 1920 (docs/performance.md), where its encode is the ladder's most expensive.
+    webp_max_width: int = 1280
     # A third format for every rung, off by default: docs/performance.md has the measurement that decided it.
     avif: bool = False
     avif_quality: int = 60
@@ -84,6 +90,7 @@ class Settings:
             jpeg_quality=_int(env, "JPEG_QUALITY", ImagingSettings.jpeg_quality, 1, 100),
             webp_quality=_int(env, "WEBP_QUALITY", ImagingSettings.webp_quality, 1, 100),
             webp_method=_int(env, "WEBP_METHOD", ImagingSettings.webp_method, 0, 6),
+            webp_max_width=_int(env, "WEBP_MAX_WIDTH", ImagingSettings.webp_max_width, 0),
             avif=flag(env, "AVIF_RENDITIONS", default=ImagingSettings.avif),
             avif_quality=_int(env, "AVIF_QUALITY", ImagingSettings.avif_quality, 1, 100),
             avif_speed=_int(env, "AVIF_SPEED", ImagingSettings.avif_speed, 0, 10),

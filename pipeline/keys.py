@@ -141,9 +141,7 @@ def cdn_invalidation_paths(image_id: str) -> tuple[str, ...]:
 def legacy_rendition_keys(image_id: str) -> list[str]:
     """The keys of the flat layout before versioned keys (``public/thumbs/<id>.jpg``): reprocess-all removes them."""
     return [
-        f"{PUBLIC_PREFIX}{folder}/{image_id}.{ext}"
-        for folder in RENDITION_DIRS.values()
-        for ext in RENDITION_EXTENSIONS.values()
+        f"{PUBLIC_PREFIX}{folder}/{image_id}.{ext}" for folder in RENDITION_DIRS.values() for ext in ("jpg", "webp")
     ]
 
 

@@ -286,7 +286,7 @@ def test_document_describes_the_image_with_immutable_cdn_urls(store, pipeline_se
     thumbs, optimized = f"{base}/thumbs/{record.id}/{VERSION}", f"{base}/optimized/{record.id}/{VERSION}"
     assert document["thumbnail"] == f"{thumbs}-384x288.jpg"  # the widest tile within THUMB_SIZE (400)
     assert document["optimized"] == f"{optimized}-1920.jpg"
-    assert len(document["sources"]) == len(record.renditions) == 22
+    assert len(document["sources"]) == len(record.renditions) == 20
     assert {source["url"] for source in document["sources"]} == {
         f"{base}/{r.key.removeprefix('public/')}" for r in record.renditions
     }
@@ -313,9 +313,9 @@ def test_srcset_covers_the_whole_ladder_and_offers_webp_only_where_it_is_smaller
     )
     tiles = f"{pipeline_settings.cdn_url}/thumbs/{record.id}/{VERSION}"
     assert document["thumbnail_srcset"]["jpeg"] == ", ".join(
-        f"{tiles}-{w}x{h}.jpg {w}w" for w, h in ((256, 192), (384, 288), (560, 420), (840, 630), (1120, 840))
+        f"{tiles}-{w}x{h}.jpg {w}w" for w, h in ((256, 192), (384, 288), (560, 420), (840, 630))
     )
-    assert document["thumbnail_srcset"]["webp"].endswith(f"{tiles}-1120x840.webp 1120w")
+    assert document["thumbnail_srcset"]["webp"].endswith(f"{tiles}-840x630.webp 840w")
 
 
 def test_srcset_has_no_webp_when_no_webp_is_smaller(store):

@@ -43,12 +43,12 @@ def test_processes_files_into_thumbs_and_optimized_folders(tmp_path):
         ("thumb", 384, 288),
         ("thumb", 256, 192),
     }
-    assert len(first["renditions"]) == 14  # each as JPEG and WebP
+    assert len(first["renditions"]) == 13  # each as JPEG and WebP, but no WebP of the JPEG at its own size
     for name in ("optimized/DSCN0010-640.jpg", "optimized/DSCN0010-320.webp", "thumbs/DSCN0010-560x420.jpg"):
         written = tmp_path / name
         reported = next(r for r in first["renditions"] if r["path"] == str(written))
         assert written.stat().st_size == reported["bytes"]
-    with Image.open(tmp_path / "optimized" / "Canon_40D-100.webp") as smallest:
+    with Image.open(tmp_path / "optimized" / "Canon_40D-100.jpg") as smallest:
         assert smallest.size == (100, 68) == (second["facts"]["width"], second["facts"]["height"])
 
 

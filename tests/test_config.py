@@ -11,7 +11,7 @@ def test_defaults_are_the_documented_ladder_and_tiles_with_avif_off():
     imaging = Settings.from_env({}).imaging
 
     assert imaging.ladder_widths == (320, 480, 640, 960, 1280, 1920)
-    assert imaging.tile_widths == (256, 384, 560, 840, 1120)
+    assert imaging.tile_widths == (256, 384, 560, 840)
     assert imaging.avif is False
     assert Settings.from_env({}).cdn_distribution_id == ""
 

@@ -45,11 +45,11 @@ def rendition(result: ProcessedImage, name: str, fmt: str, width: int | None = N
 
 
 def sizes(result: ProcessedImage, name: str) -> list[tuple[int, int]]:
-    """The sizes of family ``name``, widest first, each checked to exist in both formats with the same size."""
+    """The sizes of family ``name``, widest first: every rung has a JPEG (WebP only where it can pay)."""
     jpeg = [(r.width, r.height) for r in result.renditions if r.name == name and r.format == "jpeg"]
     webp = [(r.width, r.height) for r in result.renditions if r.name == name and r.format == "webp"]
-    assert jpeg == webp
-    return jpeg
+    assert set(webp) <= set(jpeg)
+    return sorted(jpeg, reverse=True)
 
 
 def decoded(rendition: EncodedRendition) -> Image.Image:
@@ -96,18 +96,19 @@ def webp_chunks(data: bytes) -> list[bytes]:
 # --- the four renditions -------------------------------------------------------------------------------------------
 
 
-def test_every_rung_of_the_ladder_and_every_tile_comes_in_jpeg_and_webp():
-    result = processed("photos/iphone_hdr_NO.jpg")  # 3264x2448
+def test_every_rung_comes_as_jpeg_and_as_webp_where_webp_can_pay():
+    result = processed("photos/iphone_hdr_NO.jpg")  # 3264x2448, resized to every rung
 
-    assert [(r.name, r.format, r.width, r.height) for r in result.renditions] == [
-        (name, fmt, width, height)
-        for name, size_list in (
-            ("optimized", [(1920, 1440), (1280, 960), (960, 720), (640, 480), (480, 360), (320, 240)]),
-            ("thumb", [(1120, 840), (840, 630), (560, 420), (384, 288), (256, 192)]),
-        )
-        for width, height in size_list
-        for fmt in ("jpeg", "webp")
-    ]
+    made = {(r.name, r.format, r.width, r.height) for r in result.renditions}
+    ladder = [(1920, 1440), (1280, 960), (960, 720), (640, 480), (480, 360), (320, 240)]
+    tiles = [(840, 630), (560, 420), (384, 288), (256, 192)]
+    assert made == (
+        {("optimized", "jpeg", w, h) for w, h in ladder}
+        | {("optimized", "webp", w, h) for w, h in ladder if w <= 1280}  # at 1920 WebP saves nothing
+        | {("thumb", fmt, w, h) for w, h in tiles for fmt in ("jpeg", "webp")}
+    )
+    assert len(made) == len(result.renditions)
+    assert (result.renditions[0].name, result.renditions[0].width) == ("optimized", 1920)  # the widest first
     for r in result.renditions:
         image = decoded(r)
         assert image.format == r.format.upper()
@@ -115,20 +116,42 @@ def test_every_rung_of_the_ladder_and_every_tile_comes_in_jpeg_and_webp():
         assert r.content_type == f"image/{r.format}"
 
 
+def test_a_jpeg_upload_at_its_own_size_gets_no_webp_of_that_size():
+    # Re-encoded on its own 8x8 grid the JPEG is nearly lossless; WebP needs more bytes to match it there.
+    result = processed("photos/Landscape_1.jpg")  # 1800x1200, nothing to resize
+
+    assert [r.format for r in result.renditions if r.width == 1800] == ["jpeg"]
+    assert {r.format for r in result.renditions if r.name == "optimized" and r.width == 1280} == {"jpeg", "webp"}
+
+
+def test_an_upload_in_another_format_gets_webp_at_its_own_size():
+    png = encode(Image.radial_gradient("L").resize((800, 600)).convert("RGB"), "PNG")
+
+    result = process_image(png, DEFAULTS)
+
+    assert {r.format for r in result.renditions if r.width == 800} == {"jpeg", "webp"}
+
+
+def test_webp_max_width_follows_the_settings():
+    result = process_image((PHOTOS / "DSCN0021.jpg").read_bytes(), dataclasses.replace(DEFAULTS, webp_max_width=400))
+
+    assert {r.width for r in result.renditions if r.format == "webp"} == {320, 384, 256}
+
+
 @pytest.mark.parametrize(
     ("path", "displayed", "ladder", "tiles"),
     [
         (
-            "photos/HMD_Nokia_8.3_5G.jpg",  # a panorama: tiles are limited by its 823 px height, never upscaled
+            "photos/HMD_Nokia_8.3_5G.jpg",  # a panorama: its 4:3 box is 1097x823, so the 840 tile fits
             (4608, 1976),
             [(1920, 823), (1280, 549), (960, 412), (640, 274), (480, 206), (320, 137)],
-            [(1097, 823), (840, 630), (560, 420), (384, 288), (256, 192)],
+            [(840, 630), (560, 420), (384, 288), (256, 192)],
         ),
         (
             "photos/canon_hdr_NO.jpg",  # stored 2048x1536, orientation 6: a portrait capped at 1920 px tall
             (1536, 2048),
             [(1440, 1920), (1280, 1707), (960, 1280), (640, 853), (480, 640), (320, 427)],
-            [(1120, 840), (840, 630), (560, 420), (384, 288), (256, 192)],
+            [(840, 630), (560, 420), (384, 288), (256, 192)],
         ),
         (
             "photos/DSCN0010.jpg",  # 640 px: the rungs below it plus its own width
@@ -303,7 +326,7 @@ def test_a_web_ready_jpeg_keeps_its_own_data_when_that_is_smaller_than_re_encodi
         assert ImageChops.difference(decoded(optimized), original.convert("RGB")).getbbox() is None
     # Everything else is made from the pixels as usual.
     assert rendition(result, "thumb", "jpeg").data != optimized.data
-    assert decoded(rendition(result, "optimized", "webp")).size == (1800, 1200)
+    assert decoded(rendition(result, "optimized", "webp")).size == (1280, 853)  # none at its own size
 
 
 def test_gps_xmp_comments_and_trailers_never_survive_the_copy():
@@ -427,10 +450,11 @@ def test_iphone_heic_is_decoded_upright_and_converted_from_display_p3():
     assert (result.facts.width, result.facts.height) == (3024, 4032)  # portrait: libheif applied the rotation
     assert "colour converted from Display P3 to sRGB" in result.facts.notes
     assert not any("rotated" in note for note in result.facts.notes)  # and no second rotation from EXIF
-    optimized = decoded(rendition(result, "optimized", "webp"))
+    optimized = decoded(rendition(result, "optimized", "jpeg"))
     assert optimized.size == (1440, 1920)
-    assert "icc_profile" not in optimized.info
-    assert not optimized.getexif()
+    for image in (optimized, decoded(rendition(result, "optimized", "webp"))):  # WebP: the 1280 px rung
+        assert "icc_profile" not in image.info
+        assert not image.getexif()
     # The HEIC is resized from bands of libheif's buffer; a plain full decode, resize and conversion must agree.
     with Image.open(PHOTOS / "iphone_13_pro_max.heic") as heic:
         full = heic.convert("RGB")

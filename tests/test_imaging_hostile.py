@@ -69,7 +69,7 @@ def test_hostile_file_is_processed(name):
 
     assert (result.facts.format, result.facts.frames) == (fmt, frames)
     assert (result.facts.width, result.facts.height) == size
-    assert len(result.renditions) == 2 * len(result.plan.rungs)  # every rung, as JPEG and as WebP
+    assert [r.format for r in result.renditions].count("jpeg") == len(result.plan.rungs)  # every rung has a JPEG
     for rendition in result.renditions:
         out = Image.open(io.BytesIO(rendition.data))
         out.load()

@@ -28,7 +28,7 @@ def test_a_landscape_photo_gets_every_rung_up_to_the_widest():
         (480, 360),
         (320, 240),
     ]
-    assert [r.size for r in plan.tiles] == [(1120, 840), (840, 630), (560, 420), (384, 288), (256, 192)]
+    assert [r.size for r in plan.tiles] == [(840, 630), (560, 420), (384, 288), (256, 192)]
     assert {r.name for r in plan.ladder} == {"optimized"}
     assert {r.name for r in plan.tiles} == {"thumb"}
 
@@ -38,7 +38,7 @@ def test_a_portrait_photo_is_capped_by_its_long_side_and_its_own_width_is_the_to
 
     assert plan.ladder[0].size == (1440, 1920)  # the long side within OPTIMIZED_SIZE
     assert widths(plan.ladder) == [1440, 1280, 960, 640, 480, 320]
-    assert widths(plan.tiles) == [1120, 840, 560, 384, 256]
+    assert widths(plan.tiles) == [840, 560, 384, 256]
 
 
 def test_a_sideways_exif_orientation_swaps_the_planned_sizes():
@@ -60,8 +60,16 @@ def test_the_4608x1976_panorama_keeps_its_shape_and_its_tiles_stay_within_its_he
         (480, 206),
         (320, 137),
     ]
-    # The widest 4:3 box of the 1920x823 rung is 1097 px wide: a 1120 tile would be upscaled.
-    assert [r.size for r in plan.tiles] == [(1097, 823), (840, 630), (560, 420), (384, 288), (256, 192)]
+    # The widest 4:3 box of the 1920x823 rung is 1097 px wide: it holds every tile.
+    assert [r.size for r in plan.tiles] == [(840, 630), (560, 420), (384, 288), (256, 192)]
+    # Each tile is cut from the narrowest rung whose crop is 1.25x its width: 1280 (731 px crop) for 560.
+    assert [plan.ladder[plan.tile_source(tile)].width for tile in plan.tiles] == [1920, 1280, 960, 640]
+
+
+def test_a_panorama_narrower_than_the_widest_tile_gets_its_own_box_as_the_widest_tile():
+    plan = plan_renditions((2000, 600), 1, DEFAULTS)  # the widest rung is 1920x576: its 4:3 box is 768x576
+
+    assert [r.size for r in plan.tiles] == [(768, 576), (560, 420), (384, 288), (256, 192)]
 
 
 def test_a_600_px_upload_gets_the_rungs_below_600_plus_its_own_width():

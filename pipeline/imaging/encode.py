@@ -31,7 +31,9 @@ class EncodedRendition:
         return CONTENT_TYPES[self.format]
 
 
-def submit_rung(rung: Rung, picture: Image.Image, settings: ImagingSettings, notes: list[str]) -> Future:
+def submit_rung(
+    rung: Rung, picture: Image.Image, settings: ImagingSettings, notes: list[str], *, webp: bool = True
+) -> Future:
     """Encode one rung in every format (JPEG, WebP, and AVIF when enabled) on the pool; the future's result is a
     tuple of EncodedRendition.
 
@@ -40,13 +42,19 @@ def submit_rung(rung: Rung, picture: Image.Image, settings: ImagingSettings, not
     """
     if picture.mode == "RGBA":
         notes.append("alpha flattened on white for JPEG")
-    return POOL.submit(_encode_rung, rung, picture, settings)
+    return POOL.submit(_encode_rung, rung, picture, settings, webp)
 
 
-def _encode_rung(rung: Rung, picture: Image.Image, settings: ImagingSettings) -> tuple[EncodedRendition, ...]:
+def _encode_rung(
+    rung: Rung, picture: Image.Image, settings: ImagingSettings, webp: bool
+) -> tuple[EncodedRendition, ...]:
     for_jpeg = flatten_on_white(picture) if picture.mode == "RGBA" else picture
-    encoded = (encode(rung.name, "jpeg", for_jpeg, settings), encode(rung.name, "webp", picture, settings))
-    return (*encoded, encode(rung.name, "avif", picture, settings)) if settings.avif else encoded
+    encoded = [encode(rung.name, "jpeg", for_jpeg, settings)]
+    if webp:
+        encoded.append(encode(rung.name, "webp", picture, settings))
+    if settings.avif:
+        encoded.append(encode(rung.name, "avif", picture, settings))
+    return tuple(encoded)
 
 
 def encode(name: RenditionName, fmt: OutputFormat, picture: Image.Image, settings: ImagingSettings) -> EncodedRendition:

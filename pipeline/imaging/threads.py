@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-# Two formats for each of a dozen rungs, and stripes; more threads than cores only hold more buffers at once.
-POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="imaging")
+# One thread per core (two at least, so one encode overlaps the next resize; four at most): the jobs are CPU-bound
+# and release the GIL, and more threads than cores would only hold more pictures and encoder buffers at once.
 STRIPES = max(1, min(4, os.cpu_count() or 1))
+POOL = ThreadPoolExecutor(max_workers=max(2, STRIPES), thread_name_prefix="imaging")
