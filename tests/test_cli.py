@@ -94,3 +94,20 @@ def test_usage_errors_exit_with_status_2(tmp_path):
     bad_setting = run(str(PHOTOS / "Canon_40D.jpg"), "--out", str(tmp_path), env={"THUMB_SIZE": "big"})
     assert bad_setting.returncode == 2
     assert "THUMB_SIZE must be a whole number" in bad_setting.stderr
+
+
+def test_a_jpeg_and_a_png_with_a_broken_colour_profile_become_renditions(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for fmt, name in (("JPEG", "broken-icc.jpg"), ("PNG", "broken-icc.png")):
+        Image.new("RGB", (80, 60), (10, 120, 200)).save(folder / name, fmt, icc_profile=b"garbage" * 50)
+
+    completed = run(str(folder), "--out", str(tmp_path / "out"))
+
+    assert completed.returncode == 0, completed.stderr
+    reports = lines(completed)
+    assert len(reports) == 2
+    for report in reports:
+        assert "unreadable colour profile ignored" in report["facts"]["notes"]
+        assert report["renditions"]
+    assert "Traceback" not in completed.stderr

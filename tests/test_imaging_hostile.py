@@ -6,9 +6,11 @@ The expected outcomes follow ../shared/corpus/hostile/README.md, file by file.
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import pytest
-from conftest import HOSTILE
+from conftest import HOSTILE, ROOT
 from PIL import Image
 
 from pipeline.config import ImagingSettings
@@ -114,3 +116,54 @@ def test_mpo_reports_a_jpeg_mime_type():
 
     assert result.facts.mime == "image/jpeg"
     assert "multi-picture JPEG: first of 2 pictures used" in result.facts.notes
+
+
+# --- colour profiles that are not what they claim (review findings M2 and M1) ------------------------------------
+
+
+def _with_profile(fmt: str, profile: bytes, size: tuple[int, int] = (300, 200)) -> bytes:
+    buffer = io.BytesIO()
+    Image.radial_gradient("L").resize(size).convert("RGB").save(buffer, fmt, icc_profile=profile)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_an_unreadable_colour_profile_is_ignored_with_a_note_not_an_error(fmt):
+    source = _with_profile(fmt, b"not an ICC profile at all" * 20)
+
+    result = process_image(source, DEFAULTS)
+
+    assert "unreadable colour profile ignored" in result.facts.notes
+    assert {(r.name, r.width) for r in result.renditions} >= {("optimized", 300)}
+    for rendition in result.renditions:
+        assert "icc_profile" not in Image.open(io.BytesIO(rendition.data)).info
+
+
+def test_a_colour_profile_larger_than_any_real_one_is_ignored_unread():
+    source = _with_profile("JPEG", b"\x00" * (15 * 1024 * 1024))
+
+    result = process_image(source, DEFAULTS)
+
+    assert any(note.startswith("colour profile of 15.0 MB ignored") for note in result.facts.notes)
+
+
+def test_thirty_uploads_with_distinct_15_mb_profiles_do_not_pile_up_in_memory():
+    # One process, as a warm Lambda: before the fix every profile stayed cached (519 MB for 30 of them).
+    script = """
+import io, sys
+from PIL import Image
+from pipeline.config import ImagingSettings
+from pipeline.imaging import process_image
+base = Image.new("RGB", (64, 64), (200, 100, 50))
+for n in range(30):
+    buffer = io.BytesIO()
+    base.save(buffer, "JPEG", icc_profile=bytes([n]) * (15 * 1024 * 1024))
+    process_image(buffer.getvalue(), ImagingSettings())
+    del buffer
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(peak // 1024)
+"""
+    completed = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True
+    )
+    assert int(completed.stdout.strip()) <= 250  # MB: the issue's target

@@ -3,9 +3,12 @@ browsers read as sRGB), opaque alpha dropped, alpha flattened on white for JPEG.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
-from functools import lru_cache
+from typing import Final
 
 from PIL import Image, ImageCms
 
@@ -14,6 +17,14 @@ from pipeline.imaging.errors import UnsupportedFormat
 Finish = Callable[[Image.Image], Image.Image]
 
 _WHITE = (255, 255, 255)
+
+# Real ICC profiles are a few KB (Display P3: 536 bytes, a CMYK press profile: ~0.5-1 MB); anything larger is
+# ignored unread, so an upload cannot make lcms parse and keep tens of MB.
+MAX_PROFILE_BYTES: Final = 2 * 1024 * 1024
+_PROFILE_ERRORS = (ImageCms.PyCMSError, OSError, ValueError, TypeError)
+_CACHED_TRANSFORMS: Final = 32
+_TRANSFORMS: OrderedDict[tuple[bytes, str, str], tuple[str, ImageCms.ImageCmsTransform]] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 
 
 def normalise_mode(picture: Image.Image, notes: list[str]) -> Image.Image:
@@ -57,9 +68,12 @@ _SRGB = ImageCms.createProfile("sRGB")
 
 def srgb_conversion(mode: str, icc_profile: bytes | None, notes: list[str]) -> Finish:
     """How to turn pixels of `mode` with this embedded profile into sRGB RGB/RGBA (outputs then carry no profile,
-    which browsers read as sRGB)."""
+    which browsers read as sRGB). A profile that cannot be read, or is too large to be a real one, is ignored with
+    a note: the pixels are used as they are, never refused for it."""
     out_mode = "RGBA" if mode == "RGBA" else "RGB"
-    if icc_profile:
+    if icc_profile and len(icc_profile) > MAX_PROFILE_BYTES:
+        notes.append(f"colour profile of {len(icc_profile) / (1024 * 1024):.1f} MB ignored (larger than any real one)")
+    elif icc_profile:
         transform = _transform_to_srgb(icc_profile, mode, out_mode)
         if transform is not None:
             description, cms = transform
@@ -75,9 +89,11 @@ def srgb_conversion(mode: str, icc_profile: bytes | None, notes: list[str]) -> F
 
 
 def is_srgb(icc_profile: bytes) -> bool:
+    if len(icc_profile) > MAX_PROFILE_BYTES:
+        return False
     try:
         return "srgb" in _describe(icc_profile).lower()
-    except ImageCms.PyCMSError:
+    except _PROFILE_ERRORS:  # lcms says OSError("cannot open profile from string") for garbage, not PyCMSError
         return False
 
 
@@ -85,11 +101,19 @@ def _describe(icc_profile: bytes) -> str:
     return ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))).strip()
 
 
-@lru_cache(maxsize=32)
 def _transform_to_srgb(
     icc_profile: bytes, in_mode: str, out_mode: str
 ) -> tuple[str, ImageCms.ImageCmsTransform] | None:
-    """A cached transform from the profile to sRGB, or None when the profile already is sRGB or cannot be used."""
+    """A transform from the profile to sRGB, or None when the profile already is sRGB or cannot be used.
+
+    Transforms are cached by the profile's digest, not its bytes, so a warm processor keeps at most
+    _CACHED_TRANSFORMS small lcms objects however large or many the profiles it met; failures are not cached.
+    """
+    key = (hashlib.sha256(icc_profile).digest(), in_mode, out_mode)
+    with _CACHE_LOCK:
+        if key in _TRANSFORMS:
+            _TRANSFORMS.move_to_end(key)
+            return _TRANSFORMS[key]
     try:
         description = _describe(icc_profile) or "an embedded profile"
         if "srgb" in description.lower() and in_mode != "CMYK":
@@ -104,8 +128,12 @@ def _transform_to_srgb(
             renderingIntent=ImageCms.Intent.PERCEPTUAL,
             flags=ImageCms.Flags.NOCACHE,
         )
-    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+    except _PROFILE_ERRORS:
         return None
+    with _CACHE_LOCK:
+        _TRANSFORMS[key] = (description, transform)
+        while len(_TRANSFORMS) > _CACHED_TRANSFORMS:
+            _TRANSFORMS.popitem(last=False)
     return description, transform
 
 
