@@ -68,6 +68,11 @@ def image_id_for_raw_key(raw_key: str, secret: str) -> str:
     return _encode(digest[:17])
 
 
+def is_form_upload_key(raw_key: str) -> bool:
+    """Whether ``raw_key`` has the form Django hands out (``raw/<id>/<name>``): its record is made before the form."""
+    return _RAW_WITH_ID.fullmatch(raw_key) is not None
+
+
 def is_raw_key(key: str) -> bool:
     return key.startswith(RAW_PREFIX) and len(key) > len(RAW_PREFIX) and not key.endswith("/")
 

@@ -68,6 +68,7 @@ class Reason(StrEnum):
     STALE = "Stale"
     DUPLICATE = "Duplicate"
     SUPERSEDED = "Superseded"
+    NO_RECORD = "NoRecord"
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,12 @@ class _Job:
     def refusal(self, current: ImageRecord | None) -> Outcome | None:
         event = self.event
         if current is None:
+            if keys.is_form_upload_key(event.key):
+                # Django writes the record before it signs the form, so a form upload without one was deleted (or
+                # its form re-used after a delete, or its raw object restored): it must not come back as a new,
+                # public, ownerless image. Only `aws s3 cp` uploads (ids derived from the key) start records here.
+                detail = f"no record for {event.key!r}: the image was deleted; a re-used upload form is not processed"
+                return self.outcome(Result.SKIPPED, Reason.NO_RECORD, detail)
             return None
         if current.raw_key != event.key:
             # Sequencers only order events of one key; another key under this id cannot take the record over.

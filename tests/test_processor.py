@@ -876,3 +876,26 @@ def test_metrics_count_processed_and_failed_images_with_a_reason(events, aws, pi
     assert len(by_name["ProcessingTime"]) == 2
     assert all(m["unit"] == "Milliseconds" for m in by_name["ProcessingTime"])
     assert all("reason" not in m for m in by_name["ImagesProcessed"] + by_name["ProcessingTime"])
+
+
+def test_a_deleted_form_upload_posted_again_does_not_come_back_as_a_public_image(events, aws, pipeline_settings):
+    # Review M3: a presigned POST can be used again until it expires. After staff delete the image, a second POST
+    # of the same form must not make a new, listed, ownerless record.
+    created = _django_upload(aws, "mine.jpg", title="Mine")
+    deliver(events.put(created.raw_key, PHOTOS / "Canon_40D.jpg"), events)
+    images = aws.image_store()
+    ready = images.get(created.id)
+    assert ready.listed
+    images.delete(ready)  # what the admin's delete leaves: no record, no files
+    aws.object_store().delete([r.key for r in ready.renditions])
+
+    deliver(events.put(created.raw_key, PHOTOS / "Canon_40D.jpg"), events)  # the same form, posted again
+
+    assert images.get(created.id) is None
+    assert public_keys(aws, pipeline_settings) == []
+
+
+def test_an_upload_without_a_form_still_starts_its_own_record(events, aws, pipeline_settings):
+    deliver(events.put("raw/holiday/beach.jpg", PHOTOS / "Canon_40D.jpg"), events)  # `aws s3 cp`, any folder
+
+    assert record_for(aws, pipeline_settings, "raw/holiday/beach.jpg").status is Status.READY
