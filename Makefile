@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench package deploy destroy clean clean-local audit pixels
+.PHONY: run test lint bench reliability package deploy destroy clean clean-local audit pixels
 STAGE ?= dev
 CHECKOV := .venv-checkov/.installed
 ZAPPA := .venv-zappa/.installed
@@ -39,6 +39,10 @@ lint: $(STAMP) $(CHECKOV)
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
+# Bad input as proof (README "Reliability"): the hostile corpus and 1,000 seeded mutations each get a verdict.
+reliability: $(STAMP)
+	$(PY) -m reliability bad-input $(RELIABILITY_ARGS)
+
 # Lighthouse (mobile + desktop) and the image bytes/sharpness of the pages, against a local stack with the corpus
 # uploaded (local_stack/audit.py); reports in .audit/. Needs Node and Debian's Chromium. Not part of make test.
 LIGHTHOUSE := .lighthouse/node_modules/.bin/lighthouse
@@ -58,7 +62,7 @@ deploy: $(STAMP) $(ZAPPA) package
 	$(PY) -m infra.deploy deploy --stage $(STAGE) --alert-email "$(ALERT_EMAIL)"
 
 destroy: $(STAMP) $(ZAPPA)
-	$(PY) -m infra.deploy destroy --stage $(STAGE) $(if $(filter yes,$(DELETE_DATA)),--delete-data)
+	$(PY) -m infra.deploy destroy --stage $(STAGE) $(if $(filter yes,$(DELETE_DATA)),--delete-data) $(if $(CONFIRM),--confirm "$(CONFIRM)")
 
 clean-local:
 	rm -rf .local

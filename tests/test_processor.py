@@ -899,3 +899,20 @@ def test_an_upload_without_a_form_still_starts_its_own_record(events, aws, pipel
     deliver(events.put("raw/holiday/beach.jpg", PHOTOS / "Canon_40D.jpg"), events)  # `aws s3 cp`, any folder
 
     assert record_for(aws, pipeline_settings, "raw/holiday/beach.jpg").status is Status.READY
+
+
+@pytest.mark.parametrize("number", range(8))
+def test_a_mutated_upload_ends_ready_or_failed_with_a_reason_people_can_read(events, aws, pipeline_settings, number):
+    from reliability.mutations import mutations
+
+    sources = [PHOTOS / "DSCN0010.jpg", PHOTOS / "Canon_40D.jpg", HOSTILE / "i_trns.png", HOSTILE / "chi.gif"]
+    mutation = list(mutations(sources, 8, seed=2026))[number]
+
+    deliver(events.put(f"raw/mutated-{number}.bin", mutation.data), events)
+
+    record = record_for(aws, pipeline_settings, f"raw/mutated-{number}.bin")
+    assert record.status in (Status.READY, Status.FAILED), mutation.name
+    if record.status is Status.FAILED:
+        assert record.failure_reason
+        assert "internal error" not in record.failure_reason, (mutation.name, record.failure_reason)
+        assert public_keys(aws, pipeline_settings) == []
