@@ -7,7 +7,9 @@ the core (``pipeline.keys``, ``pipeline.records``, ``pipeline.store``); nothing 
 from __future__ import annotations
 
 import functools
+import logging
 import time
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -37,10 +39,24 @@ ACCEPTED_TYPES: Final = (
 UNKNOWN_TYPE: Final = "application/octet-stream"
 # The no-JS form must fix its key before the file is chosen, so the file name in the key is a generic one.
 NO_JS_FILE_NAME: Final = "upload"
+# The longest file name a record keeps (most file systems' limit). The record holds it twice (file_name and the
+# admin's search text) and every listing reads it, so an unbounded name would make items, pages and read costs
+# grow with whatever a browser sends.
+MAX_DISPLAY_NAME: Final = 255
+# An extension longer than this is not one worth keeping when a name is cut.
+MAX_EXTENSION: Final = 16
+# Control, format (bidi overrides, zero-width) and separator characters: invisible or misleading in a name.
+_UNPRINTABLE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+logger = logging.getLogger(__name__)
 
 
 class UploadRefused(ValueError):
     """An upload request we will not sign; the message is shown to the person (HTTP 400)."""
+
+
+class UploadUnavailable(RuntimeError):
+    """DynamoDB or S3 failed while starting an upload; nothing was signed and the person may try again (HTTP 503)."""
 
 
 class ImageNotFound(LookupError):
@@ -110,6 +126,23 @@ def check_upload(*, size: Any, content_type: Any) -> tuple[int, str]:
     return size, content_type.lower()
 
 
+def display_file_name(file_name: str) -> str:
+    """The name people gave a file as the record shows it: no control or invisible characters, runs of white
+    space as one space, at most MAX_DISPLAY_NAME characters with the extension kept. Empty if nothing is left."""
+    printable = "".join(
+        " " if character.isspace() else character
+        for character in file_name
+        if unicodedata.category(character) not in _UNPRINTABLE_CATEGORIES or character.isspace()
+    )
+    name = " ".join(printable.split())
+    if len(name) <= MAX_DISPLAY_NAME:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if dot and stem and len(extension) <= MAX_EXTENSION:
+        return stem[: MAX_DISPLAY_NAME - len(extension) - 1].rstrip() + dot + extension
+    return name[:MAX_DISPLAY_NAME].rstrip()
+
+
 def start_upload(
     owner: str, file_name: str, *, content_type: str | None = None, redirect_url: str | None = None
 ) -> UploadTicket:
@@ -118,9 +151,10 @@ def start_upload(
     With ``content_type`` the policy fixes that type (the JavaScript path, which knows each file's type);
     without it the form declares the honest unknown type (the no-JavaScript path). ``redirect_url`` makes S3
     answer a successful POST with a 303 to it (with ``bucket``, ``key`` and ``etag`` in the query) instead of
-    a 201 for a script.
+    a 201 for a script. UploadUnavailable if DynamoDB or S3 fails.
     """
     config = pipeline_settings()
+    file_name = display_file_name(file_name) or NO_JS_FILE_NAME
     image_id = keys.new_image_id()
     raw_key = keys.raw_key_for_upload(image_id, file_name)
     record = records.new_record(
@@ -133,15 +167,21 @@ def start_upload(
         # Uploads that never arrive disappear through DynamoDB TTL.
         expires_at=int(time.time()) + config.upload_ttl_seconds,
     )
-    image_store().create(record)
     declared = content_type or UNKNOWN_TYPE
-    post = object_store().presigned_post(
-        raw_key,
-        max_bytes=config.imaging.max_bytes,
-        expires_in=config.upload_expiry_seconds,
-        content_type=declared,
-        redirect_url=redirect_url,
-    )
+    try:
+        image_store().create(record)
+        post = object_store().presigned_post(
+            raw_key,
+            max_bytes=config.imaging.max_bytes,
+            expires_in=config.upload_expiry_seconds,
+            content_type=declared,
+            redirect_url=redirect_url,
+        )
+    except Exception as error:  # StoreError, and botocore's ClientError/connection errors the stores pass on
+        logger.exception("could not start an upload for %s", owner)
+        raise UploadUnavailable(
+            "Uploads are not available right now (the image store did not answer). Try again in a minute."
+        ) from error
     return UploadTicket(
         image_id=image_id,
         key=raw_key,

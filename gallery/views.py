@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,6 +26,9 @@ from pipeline import api, records
 EAGER_TILES: Final = 4
 # How many "newer" cursors a gallery URL carries (each is ~200 characters): past that, "Newer" goes home.
 MAX_TRAIL: Final = 12
+# The largest JSON body /upload/policy/ reads: {name, size, type} with a 255-character name (4 times that many
+# bytes in UTF-8, plus escapes) fits several times over.
+MAX_POLICY_BODY: Final = 4096
 
 
 # -- gallery -------------------------------------------------------------------------------------------------
@@ -92,11 +96,14 @@ def detail(request: HttpRequest, image_id: str) -> HttpResponse:
 @require_GET
 def upload(request: HttpRequest) -> HttpResponse:
     """The upload page: one plain HTML form posting to S3 (works without JavaScript), enhanced by upload.js."""
-    ticket = services.start_upload(
-        request.user.get_username(),
-        services.NO_JS_FILE_NAME,
-        redirect_url=request.build_absolute_uri(reverse("gallery:upload-done")),
-    )
+    try:
+        ticket = services.start_upload(
+            request.user.get_username(),
+            services.NO_JS_FILE_NAME,
+            redirect_url=request.build_absolute_uri(reverse("gallery:upload-done")),
+        )
+    except services.UploadUnavailable as unavailable:
+        return _error_page(request, 503, str(unavailable))
     limit = settings.PIPELINE.imaging.max_bytes
     context = {
         "ticket": ticket,
@@ -115,20 +122,39 @@ def upload_policy(request: HttpRequest) -> JsonResponse:
     """A presigned POST for one file the script is about to send: JSON {name, size, type} in, url + fields out."""
     if not request.user.is_authenticated:
         return JsonResponse({"error": "Log in to upload."}, status=401)
+    too_big = JsonResponse(
+        {"error": f"The request is too large: send only {{name, size, type}}, at most {MAX_POLICY_BODY} bytes."},
+        status=413,
+    )
     try:
-        claim = json.loads(request.body or b"{}")
+        declared_length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared_length = 0
+    if declared_length > MAX_POLICY_BODY:
+        return too_big  # refused before the body is read
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return too_big
+    if len(body) > MAX_POLICY_BODY:
+        return too_big
+    try:
+        claim = json.loads(body or b"{}")
         if not isinstance(claim, dict):
             raise ValueError
     except ValueError:
         return JsonResponse({"error": "Send JSON: {name, size, type}."}, status=400)
-    name = str(claim.get("name") or "").strip()
+    name = services.display_file_name(str(claim.get("name") or ""))
     try:
         if not name:
             raise services.UploadRefused("The file has no name.")
         _, content_type = services.check_upload(size=claim.get("size"), content_type=claim.get("type"))
     except services.UploadRefused as refused:
         return JsonResponse({"error": str(refused)}, status=400)
-    ticket = services.start_upload(request.user.get_username(), name, content_type=content_type)
+    try:
+        ticket = services.start_upload(request.user.get_username(), name, content_type=content_type)
+    except services.UploadUnavailable as unavailable:
+        return JsonResponse({"error": str(unavailable)}, status=503)
     return JsonResponse(
         {
             "id": ticket.image_id,
@@ -189,6 +215,19 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return redirect("gallery:index")
 
 
+def locked_out(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: dict[str, Any] | None = None
+) -> HttpResponse:
+    """django-axes' answer to a login while its user name and address are locked out (AXES_LOCKOUT_CALLABLE)."""
+    minutes = max(1, round(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
+    message = (
+        f"Logging in failed {settings.AXES_FAILURE_LIMIT} times in a row for this user name from this address, "
+        f"so it is blocked for {minutes} minutes. Wait, then try again; a staff member can lift the block sooner "
+        "(admin, Axes, Access attempts)."
+    )
+    return render(request, "gallery/locked_out.html", {"message": message}, status=429)
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return _error_page(request, 404, "There is no page or image here. It may have been deleted or hidden.")
 
@@ -198,7 +237,7 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 
 
 def _error_page(request: HttpRequest, status: int, message: str) -> HttpResponse:
-    titles = {400: "That link does not work", 404: "Not found"}
+    titles = {400: "That link does not work", 404: "Not found", 503: "Try again in a minute"}
     title = titles.get(status, "Something went wrong")
     context: dict[str, Any] = {"status": status, "title": title, "message": message}
     return render(request, "gallery/error.html", context, status=status)

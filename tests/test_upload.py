@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from botocore.exceptions import EndpointConnectionError
 from conftest import PHOTOS
 from django.test import Client
 
@@ -325,3 +326,93 @@ def test_script_upload_then_done_then_processing_makes_the_image_ready(alice_cli
     document = alice_client.get(ticket["status_url"]).json()
     assert document["status"] == "ready"
     assert re.search(rf"/thumbs/{ticket['id']}/[a-z2-7]{{10}}-90x68\.jpg$", document["thumbnail"])
+
+
+# -- M6: file names and bodies of bounded size, errors as JSON -----------------------------------------------------
+
+
+def stored_names(aws: Aws) -> list[str]:
+    """Every file name the table holds (a Scan: fine for a test's handful of items)."""
+    items = aws.dynamodb.scan(TableName=aws.settings.table)["Items"]
+    return [item["file_name"]["S"] for item in items if "file_name" in item]
+
+
+def test_a_long_file_name_is_stored_cut_to_255_characters_keeping_its_extension(alice_client, site_aws):
+    name = "holiday " * 150 + "final.jpeg"  # 1,210 characters: inside the body limit, far over the name limit
+
+    answer = ask_policy(alice_client, name=name, size=1, type="image/jpeg")
+
+    assert answer.status_code == 200
+    stored = site_aws.image_store().get(answer.json()["id"]).file_name
+    assert len(stored) <= 255
+    assert stored.startswith("holiday holiday")
+    assert stored.endswith(".jpeg")
+    assert stored_names(site_aws) == [stored]
+
+
+def test_the_reviews_180000_character_name_is_never_stored_at_length(alice_client, site_aws):
+    """The review's probe test_p1_file_name_is_stored_unbounded (stored length was 180,004)."""
+    name = "a" * 180_000 + ".jpg"
+
+    answer = ask_policy(alice_client, name=name, size=1, type="image/jpeg")
+
+    assert answer["Content-Type"] == "application/json"
+    if answer.status_code == 200:
+        assert len(site_aws.image_store().get(answer.json()["id"]).file_name) <= 255
+    else:
+        assert answer.status_code == 413
+    assert all(len(stored) <= 255 for stored in stored_names(site_aws))
+
+
+def test_the_reviews_300000_character_body_gets_a_json_413_not_an_html_500(alice_client, site_aws):
+    """The review's probe test_p1_file_name_too_big_for_dynamodb_is_a_500."""
+    answer = ask_policy(alice_client, name="a" * 300_000 + ".jpg", size=1, type="image/jpeg")
+
+    assert answer.status_code == 413
+    assert answer["Content-Type"] == "application/json"
+    assert "at most 4096 bytes" in answer.json()["error"]
+    assert stored_names(site_aws) == []
+
+
+def test_control_and_invisible_characters_are_dropped_from_the_stored_name(alice_client, site_aws):
+    name = "evil\x00\x1b[31m\u202egpj.\u200bexe\r\n  photo\t.jpg"
+
+    answer = ask_policy(alice_client, name=name, size=1, type="image/jpeg")
+
+    stored = site_aws.image_store().get(answer.json()["id"]).file_name
+    assert stored == "evil[31mgpj.exe photo .jpg"
+    assert answer.json()["key"].endswith("/evil-31mgpj.exe-photo-.jpg")
+
+
+def test_a_name_of_nothing_but_control_characters_is_refused(alice_client, site_aws):
+    answer = ask_policy(alice_client, name="\x00\x07\u200b", size=1, type="image/jpeg")
+
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "The file has no name."}
+
+
+def test_a_store_failure_while_asking_for_a_policy_is_a_json_503_with_a_sentence(alice_client, site_aws):
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+    site_aws.dynamodb.meta.events.register("before-call.dynamodb.*", unreachable)
+
+    answer = ask_policy(alice_client, name="a.jpg", size=1, type="image/jpeg")
+
+    assert answer.status_code == 503
+    assert answer["Content-Type"] == "application/json"
+    assert answer.json() == {
+        "error": "Uploads are not available right now (the image store did not answer). Try again in a minute."
+    }
+
+
+def test_a_store_failure_on_the_upload_page_is_a_503_page_with_a_sentence(alice_client, site_aws):
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+    site_aws.dynamodb.meta.events.register("before-call.dynamodb.*", unreachable)
+
+    page = alice_client.get("/upload/")
+
+    assert page.status_code == 503
+    assert "Uploads are not available right now" in page.content.decode()
