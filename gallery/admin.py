@@ -17,6 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from gallery import selectors, services
 from gallery.forms import ImageMetadataForm
@@ -74,6 +75,20 @@ def _describe_filter(status: str | None, search: str) -> str:
 
 def _count(value: str | None) -> int:
     return int(value) if value and value.isdigit() else 0
+
+
+def _back_url(request: HttpRequest) -> str:
+    """Where an action returns to: the form's ``next`` if it is a page of this site, else the list.
+
+    ``next`` comes from the request, so a crafted form could otherwise send staff to another site (or render a
+    ``javascript:`` URL as the confirmation page's "No, take me back" link).
+    """
+    wanted = request.POST.get("next", "")
+    if wanted and url_has_allowed_host_and_scheme(
+        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return wanted
+    return reverse("admin:gallery_image_changelist")
 
 
 def _stand_in(record: ImageRecord) -> Image:
@@ -148,7 +163,7 @@ class ImageAdmin(admin.ModelAdmin):
     def _run_action(self, request: HttpRequest) -> HttpResponse:
         action = request.POST.get("action", "")
         ids = request.POST.getlist("_selected_action")
-        back = request.POST.get("next") or reverse("admin:gallery_image_changelist")
+        back = _back_url(request)
         if action not in ACTIONS:
             messages.warning(request, "Choose an action.")
             return HttpResponseRedirect(back)

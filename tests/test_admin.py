@@ -598,3 +598,48 @@ def test_staff_without_reprocess_permission_cannot_reprocess_every_match(client,
     head = site_aws.s3.head_object(Bucket=site_aws.settings.bucket, Key=record.raw_key)
     assert "touched-at" not in head["Metadata"]
     assert "reprocess_matching" not in client.get(CHANGELIST).content.decode()
+
+
+# -- L1: where an action sends staff back to --------------------------------------------------------------------
+
+FOREIGN_NEXT = [
+    "https://evil.example/phish",
+    "//evil.example/phish",
+    "/\\evil.example/phish",
+    "javascript:alert(document.cookie)",
+    " javascript:alert(1)",
+    "http://testserver.evil.example/",
+]
+
+
+@pytest.mark.parametrize("next_url", FOREIGN_NEXT)
+def test_an_action_never_redirects_off_the_site(client, staff, store, next_url):
+    """The review's probe test_p2_admin_action_next_is_an_open_redirect (it was a 302 to evil.example)."""
+    response = as_user(client, staff("view_image")).post(CHANGELIST, {"action": "", "next": next_url})
+
+    assert response.status_code == 302
+    assert response["Location"] == CHANGELIST
+
+
+def test_an_action_returns_to_the_filtered_list_it_came_from(root_client, store):
+    back = CHANGELIST + "?status=failed&q=beach"
+
+    response = root_client.post(CHANGELIST, {"action": "reprocess_selected", "next": back})
+
+    assert response["Location"] == back
+
+
+@pytest.mark.parametrize("next_url", FOREIGN_NEXT)
+def test_the_delete_confirmation_never_renders_a_foreign_or_script_link(root_client, store, site_aws, next_url):
+    """The review's probe test_p2_delete_confirmation_renders_next_into_a_link."""
+    record = failed(site_aws)
+
+    page = root_client.post(
+        CHANGELIST, {"action": "delete_selected", "_selected_action": [record.id], "next": next_url}
+    ).content.decode()
+
+    assert "javascript:" not in page
+    assert "evil.example" not in page
+    back_link = re.search(r'<a href="([^"]*)" class="button cancel-link">', page)
+    assert back_link
+    assert back_link.group(1) == CHANGELIST
