@@ -15,6 +15,8 @@ DEFAULT_CDN_URL = "http://127.0.0.1:8001"  # the CDN stand-in `make run` starts
 DEFAULT_SECRET = "local-only-pipeline-secret-change-me"  # noqa: S105 (local default; production sets PIPELINE_SECRET)
 # Browser origins allowed to call the read API cross-origin (the local gallery; production sets API_CORS_ORIGINS).
 DEFAULT_CORS_ORIGINS = ("http://127.0.0.1:8000", "http://localhost:8000")
+# Shorter secrets are refused where a deployment starts (Django in production, the Lambdas on AWS).
+MIN_SECRET_LENGTH = 32
 
 
 class ConfigError(ValueError):
@@ -78,6 +80,24 @@ class Settings:
     # The upload queue's maxReceiveCount: on this delivery of a message the processor gives up on a transient
     # error, marks the record failed and lets the message go to the dead-letter queue.
     max_receive_count: int = 5
+
+    def require_deployable(self, environ: Mapping[str, str] | None = None) -> None:
+        """ConfigError if a Lambda on AWS would run with the published PIPELINE_SECRET (or one too short to keep).
+
+        Anyone who read this repository could then forge API cursors and compute the ids of ``aws s3 cp``
+        uploads. Only a process the Lambda runtime started is checked (it sets AWS_LAMBDA_FUNCTION_NAME), and not
+        when its AWS is a local emulator (AWS_ENDPOINT_URL, as `make run` sets it): the CLI, the tests and the
+        local stack keep the local default.
+        """
+        env = os.environ if environ is None else environ
+        if not env.get("AWS_LAMBDA_FUNCTION_NAME") or env.get("AWS_ENDPOINT_URL", "").strip():
+            return
+        if self.secret == DEFAULT_SECRET or len(self.secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                "Refusing to start: PIPELINE_SECRET is unset, the public local default or shorter than "
+                f"{MIN_SECRET_LENGTH} characters. Set it to the stack's generated secret (infra/pipeline.yaml "
+                "resolves it from Secrets Manager), or set AWS_ENDPOINT_URL when running against a local emulator."
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

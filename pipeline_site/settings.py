@@ -1,20 +1,24 @@
 """Django settings, read once from the environment.
 
-Locally (no ``DJANGO_ENV``) everything has a safe default, so ``make run`` and the tests need no setup.
-In production (``DJANGO_ENV=production``, or ``DEBUG=0``) the site refuses to start unless the secrets and
-the AWS names are set, and turns on the HTTPS protections. docs/django.md lists every variable.
+Locally (no ``DJANGO_ENV``, or ``local``) everything has a safe default, so ``make run`` and the tests need no
+setup. In production (``DJANGO_ENV=production``, or ``DEBUG=0``) the site refuses to start unless the secrets and
+the AWS names are set (and are not the published defaults), and turns on the HTTPS protections. Any other
+``DJANGO_ENV`` is refused: a typo must never start a site with DEBUG and the public secrets. docs/django.md lists
+every variable.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
-from pipeline.config import ConfigError, Settings, flag
+from pipeline.config import DEFAULT_SECRET, MIN_SECRET_LENGTH, ConfigError, Settings, flag
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -33,6 +37,7 @@ PRODUCTION_REQUIRED = (
     "AWS_REGION",
 )
 LOCAL_SECRET_KEY = "local-only-insecure-django-key"  # noqa: S105 (never used in production: see below)
+ENVIRONMENTS = ("local", "production")
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -46,7 +51,28 @@ def _list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DJANGO_ENV = os.environ.get("DJANGO_ENV", "local").strip().lower()
+def _production_problems() -> list[str]:
+    """What makes a production configuration unsafe even though every variable is set: the secrets published in
+    this repository, secrets too short to resist guessing, and a Host check turned off."""
+    problems = []
+    secrets = {"SECRET_KEY": LOCAL_SECRET_KEY, "PIPELINE_SECRET": DEFAULT_SECRET}
+    for name, public_default in secrets.items():
+        value = os.environ[name].strip()
+        if value == public_default:
+            problems.append(f"{name} is the public local default")
+        elif len(value) < MIN_SECRET_LENGTH:
+            problems.append(f"{name} is shorter than {MIN_SECRET_LENGTH} characters")
+    if "*" in _list("ALLOWED_HOSTS"):
+        problems.append("ALLOWED_HOSTS contains '*' (list the site's host names)")
+    return problems
+
+
+DJANGO_ENV = os.environ.get("DJANGO_ENV", "").strip().lower() or "local"
+if DJANGO_ENV not in ENVIRONMENTS:
+    raise ImproperlyConfigured(
+        f"DJANGO_ENV must be 'local' or 'production' (any case), not {os.environ['DJANGO_ENV']!r}: "
+        "leave it unset for local development (see docs/django.md)."
+    )
 PRODUCTION = DJANGO_ENV == "production" or not _flag("DEBUG", default=DJANGO_ENV != "production")
 DEBUG = not PRODUCTION
 
@@ -56,6 +82,12 @@ if PRODUCTION:
         raise ImproperlyConfigured(
             "Refusing to start in production without " + ", ".join(_missing) + " (see docs/django.md). "
             "For local development leave DJANGO_ENV unset and DEBUG on."
+        )
+    _problems = _production_problems()
+    if _problems:
+        raise ImproperlyConfigured(
+            "Refusing to start in production: " + "; ".join(_problems) + ". Use the generated secrets "
+            "(infra/pipeline.yaml keeps them in Secrets Manager) and see docs/django.md."
         )
 
 # The one pipeline configuration: bucket, table, CDN, limits. Views and services pass it down to the core.
@@ -73,6 +105,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
+    "csp",
     "gallery",
 ]
 MIDDLEWARE = [
@@ -89,6 +123,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 ROOT_URLCONF = "pipeline_site.urls"
 TEMPLATES = [
@@ -120,6 +157,30 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# -- accounts ----------------------------------------------------------------------------------------------------
+# Django's four validators: staff set passwords in the admin, and a one-character password should not pass.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Login throttling (django-axes) on /accounts/login/ and /admin/login/ alike: after AXES_FAILURE_LIMIT wrong
+# passwords for one user name from one address, that pair is refused for AXES_COOLOFF_TIME, even with the right
+# password. Per user name + address, so an attacker cannot lock a person out from elsewhere, and a person who
+# mistypes is not blocked everywhere. A success resets the count. The address is REMOTE_ADDR (Zappa sets it from
+# API Gateway's source IP); X-Forwarded-For is not trusted, since any client can write it.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "gallery.views.locked_out"
+AXES_VERBOSE = False
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "gallery:index"
@@ -174,6 +235,46 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = _flag("SECURE_HSTS_PRELOAD", default=False)
     SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
+
+# -- Content-Security-Policy (django-csp) ------------------------------------------------------------------------
+# What the pages load, and nothing else: renditions from the CDN (and BlurHash placeholders drawn as data:/blob:
+# images), scripts and styles from the site (and, in production, from the CDN, where django-storages puts the
+# static files), inline style attributes (tiles carry style="--placeholder: ..."), and uploads that go straight
+# from the browser to the bucket's S3 endpoint: upload.js POSTs there (connect-src) and the no-JS form too
+# (form-action). The API the pages poll is Django's own /api/ ('self').
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _s3_upload_origins(bucket: str, region: str) -> list[str]:
+    """Where a presigned POST for ``bucket`` sends the browser: the endpoint boto3 signs it for."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        return [_origin(endpoint)]  # the local emulator (make run)
+    if "." in bucket:  # not usable as a host name under TLS: boto3 signs the path-style URL
+        return ["https://s3.amazonaws.com" if region == "us-east-1" else f"https://s3.{region}.amazonaws.com"]
+    # boto3 signs the global virtual-hosted URL; S3 may send a POST on to the regional one while a new bucket's
+    # DNS settles.
+    return [f"https://{bucket}.s3.amazonaws.com", f"https://{bucket}.s3.{region}.amazonaws.com"]
+
+
+CDN_ORIGIN = _origin(PIPELINE.cdn_url)
+S3_UPLOAD_ORIGINS = _s3_upload_origins(PIPELINE.bucket, PIPELINE.region)
+_STATIC_ORIGINS = [CDN_ORIGIN] if PRODUCTION else []
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "img-src": [SELF, CDN_ORIGIN, "data:", "blob:"],
+        "script-src": [SELF, *_STATIC_ORIGINS],
+        "style-src": [SELF, *_STATIC_ORIGINS, UNSAFE_INLINE],
+        "connect-src": [SELF, *S3_UPLOAD_ORIGINS],
+        "form-action": [SELF, *S3_UPLOAD_ORIGINS],
+        "frame-ancestors": [NONE],
+    }
+}
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 

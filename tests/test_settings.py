@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from pipeline.config import Settings
+from pipeline.config import DEFAULT_SECRET, Settings
 
-SETTINGS_FILE = Path(__file__).resolve().parent.parent / "pipeline_site" / "settings.py"
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_FILE = ROOT / "pipeline_site" / "settings.py"
 SITE_VARIABLES = (
     "DJANGO_ENV",
     "DEBUG",
@@ -27,14 +31,16 @@ SITE_VARIABLES = (
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
     "STATIC_BUCKET",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
 )
 PRODUCTION_ENV = {
     "DJANGO_ENV": "production",
-    "SECRET_KEY": "a-long-random-production-secret-key-for-the-test",
+    "SECRET_KEY": "a-long-random-production-secret-key-for-the-test-0123456789",
     "ALLOWED_HOSTS": "photos.example.com, abc123.execute-api.eu-west-1.amazonaws.com",
     "CSRF_TRUSTED_ORIGINS": "https://photos.example.com",
     "DATABASE_URL": "postgres://site:pw@db.example.com:5432/site",
-    "PIPELINE_SECRET": "another-long-random-secret",
+    "PIPELINE_SECRET": "another-long-random-pipeline-secret-0123456789",
     "IMAGE_BUCKET": "photos-prod-images",
     "IMAGE_TABLE": "photos-prod-ImageMetadata",
     "CDN_URL": "https://cdn.example.com/",
@@ -154,3 +160,99 @@ def test_collectstatic_uploads_hashed_files_that_the_cdn_serves(monkeypatch, aws
     hashed_key = url.removeprefix("https://cdn.example.com/")
     stored = aws.s3.head_object(Bucket=aws.settings.bucket, Key=hashed_key)
     assert stored["CacheControl"] == "public, max-age=31536000, immutable"
+
+
+# -- M7: no fail-open configuration --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("unknown", ["prod", "staging", "dev", "productionn", "true"])
+def test_an_unknown_django_env_is_refused_with_a_sentence_naming_the_allowed_values(monkeypatch, unknown):
+    with pytest.raises(ImproperlyConfigured) as refused:
+        load_settings(monkeypatch, {"DJANGO_ENV": unknown})
+
+    message = str(refused.value)
+    assert "DJANGO_ENV must be 'local' or 'production'" in message
+    assert repr(unknown) in message
+
+
+def test_django_env_ignores_case_and_surrounding_space(monkeypatch):
+    assert load_settings(monkeypatch, {"DJANGO_ENV": " LOCAL "})["DEBUG"] is True
+    assert load_settings(monkeypatch, {**PRODUCTION_ENV, "DJANGO_ENV": " Production\n"})["DEBUG"] is False
+
+
+def test_manage_py_check_fails_for_an_unknown_django_env():
+    env = {"PATH": os.environ["PATH"], "DJANGO_ENV": "prod"}
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+
+    assert checked.returncode != 0
+    assert "DJANGO_ENV must be 'local' or 'production'" in checked.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("SECRET_KEY", "local-only-insecure-django-key", "SECRET_KEY is the public local default"),
+        ("PIPELINE_SECRET", DEFAULT_SECRET, "PIPELINE_SECRET is the public local default"),
+        ("SECRET_KEY", "x" * 31, "SECRET_KEY is shorter than 32 characters"),
+        ("PIPELINE_SECRET", "another-long-random-secret", "PIPELINE_SECRET is shorter than 32 characters"),
+        ("ALLOWED_HOSTS", "*", "ALLOWED_HOSTS contains '*'"),
+        ("ALLOWED_HOSTS", "photos.example.com, *", "ALLOWED_HOSTS contains '*'"),
+    ],
+)
+def test_production_refuses_public_defaults_short_secrets_and_any_host(monkeypatch, name, value, problem):
+    with pytest.raises(ImproperlyConfigured, match="Refusing to start in production") as refused:
+        load_settings(monkeypatch, {**PRODUCTION_ENV, name: value})
+
+    assert problem in str(refused.value)
+
+
+def test_production_accepts_secrets_of_32_characters(monkeypatch):
+    site = load_settings(monkeypatch, {**PRODUCTION_ENV, "SECRET_KEY": "k" * 32, "PIPELINE_SECRET": "p" * 32})
+
+    assert site["SECRET_KEY"] == "k" * 32
+
+
+def import_lambda(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Import a Lambda handler in a fresh interpreter, as the Lambda runtime starts it (its init phase)."""
+    base = {"PATH": os.environ["PATH"], "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
+    return subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+LAMBDAS = ["lambdas.image_api.handler", "lambdas.image_processor.handler"]
+
+
+@pytest.mark.parametrize("module", LAMBDAS)
+@pytest.mark.parametrize("secret", [None, DEFAULT_SECRET, "short-secret"])
+def test_lambdas_on_aws_refuse_to_start_with_the_public_or_a_short_pipeline_secret(module, secret):
+    env = {"AWS_LAMBDA_FUNCTION_NAME": "image-pipeline-prod-fn"}
+    if secret is not None:
+        env["PIPELINE_SECRET"] = secret
+    started = import_lambda(module, env)
+
+    assert started.returncode != 0
+    assert "Refusing to start: PIPELINE_SECRET" in started.stderr
+
+
+@pytest.mark.parametrize("module", LAMBDAS)
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"AWS_LAMBDA_FUNCTION_NAME": "fn", "PIPELINE_SECRET": "s" * 48},  # deployed with the generated secret
+        {"AWS_LAMBDA_FUNCTION_NAME": "fn", "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"},  # make run's emulator
+        {},  # the CLI, the tests and the packager's import check: not the Lambda runtime
+    ],
+    ids=["generated-secret", "local-emulator", "outside-lambda"],
+)
+def test_lambdas_start_with_a_real_secret_or_on_the_local_emulator(module, env):
+    started = import_lambda(module, env)
+
+    assert started.returncode == 0, started.stderr

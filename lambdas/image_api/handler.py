@@ -21,6 +21,7 @@ from pipeline.config import Settings
 from pipeline.store import Aws
 
 settings = Settings.from_env()
+settings.require_deployable()  # never on AWS with the published PIPELINE_SECRET
 aws = Aws(settings)
 logger = Logger()
 metrics = Metrics()

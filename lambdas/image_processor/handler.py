@@ -34,6 +34,7 @@ batch = BatchProcessor(event_type=EventType.SQS)
 
 # Once per container: configuration and clients are reused by every invocation it serves.
 settings = Settings.from_env()
+settings.require_deployable()  # never on AWS with the published PIPELINE_SECRET
 aws = store.Aws(settings)
 processor = ImageProcessor(settings, aws.image_store(), aws.object_store(), cdn=aws.cdn())
 
