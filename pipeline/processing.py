@@ -234,6 +234,8 @@ class _Job:
             return current.replace(source_sequencer=event.sequencer, source_etag=self.etag)
 
         self.images.update(self.image_id, mutate)
+        if refused and refused[0].reason == Reason.DUPLICATE:
+            self.remove_stale()  # a delivery that failed after the record moved on left its delete unfinished
         return refused[0] if refused else None
 
     def refusal(self, current: ImageRecord | None) -> Outcome | None:
@@ -299,11 +301,12 @@ class _Job:
         facts = processed.facts
         at = self.clock()
         sha256 = hashlib.sha256(source).hexdigest()
-        replaced: list[str] = []
+        legacy = keys.legacy_rendition_keys(self.image_id)
 
         def ready(current: ImageRecord) -> ImageRecord:
-            replaced[:] = [r.key for r in current.renditions]
+            stale = {r.key for r in current.renditions} | set(current.stale_keys) | set(legacy)
             return current.with_status(Status.READY, at=at).replace(
+                stale_keys=tuple(sorted(stale - set(written))),
                 content_type=facts.mime,
                 byte_size=len(source),
                 sha256=sha256,
@@ -318,19 +321,26 @@ class _Job:
                 notes=tuple(facts.notes),
             )
 
-        if not self.update_if_ours(ready):
+        try:
+            ours = self.update_if_ours(ready)
+        except BaseException:
+            # The record may not name them: take this run's files back before the error is retried.
+            with contextlib.suppress(Exception):
+                self.objects.delete(written)
+            raise
+        if not ours:
             # A newer upload, a twin delivery or a delete took the record: our version's files belong to nothing.
             self.objects.delete(written)
             return self.superseded()
         bytes_out = sum(r.bytes for r in renditions)
-        detail = self.remove_replaced([*replaced, *keys.legacy_rendition_keys(self.image_id)], keep=set(written))
+        self.remove_stale()
         saved = self.images.get(self.image_id, consistent=True)
         if saved is not None and saved.hidden != claimed.hidden:
             # Hidden or shown by staff while we worked: put the files on the side the record now says.
             from pipeline import visibility
 
             visibility.settle(self.images, self.objects, self.cdn, self.image_id)
-        return self.outcome(Result.PROCESSED, detail=detail, bytes_in=len(source), bytes_out=bytes_out)
+        return self.outcome(Result.PROCESSED, bytes_in=len(source), bytes_out=bytes_out)
 
     def write_renditions(self, processed: imaging.ProcessedImage, *, version: str, hidden: bool) -> list[Rendition]:
         """PUT every rendition under this run's version. If a PUT fails, the ones already written are deleted
@@ -364,15 +374,23 @@ class _Job:
             raise
         return renditions
 
-    def remove_replaced(self, stale: list[str], *, keep: set[str]) -> str | None:
-        """Delete the files the record pointed at before this run. The record no longer names them, so a failure
-        here leaves orphans, not a broken image: it is reported in the outcome, and the message is not retried."""
-        doomed = sorted(set(stale) - keep)
-        try:
-            self.objects.delete(doomed)
-        except Exception as error:  # StoreError or botocore's: both only cost storage
-            return f"{len(doomed)} files of the previous renditions could not be deleted: {error}"
-        return None
+    def remove_stale(self) -> None:
+        """Delete the files the record lists as stale (earlier runs', the flat layout's), then clear the list.
+
+        Only after the record names the new files; if S3 fails here the error is raised and the message retried,
+        and the retry (a duplicate by then) or any later run finishes the delete from the record's list."""
+        record = self.images.get(self.image_id, consistent=True)
+        if record is None or not record.stale_keys:
+            return
+        named = {r.key for r in record.renditions}
+        self.objects.delete([key for key in record.stale_keys if key not in named])
+
+        def cleared(current: ImageRecord | None) -> ImageRecord | None:
+            if current is None or current.stale_keys != record.stale_keys:
+                return None  # another run moved the record on; its own list stands
+            return current.replace(stale_keys=())
+
+        self.images.update(self.image_id, cleared)
 
     def fail(
         self,
@@ -417,6 +435,7 @@ class _Job:
                 blurhash=None,
                 dominant_color=None,
                 notes=(),
+                stale_keys=(),  # every file of the image was deleted just above
                 source_sequencer=None if retryable else current.source_sequencer,
             )
 

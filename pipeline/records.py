@@ -116,6 +116,10 @@ class ImageRecord:
     # S3 event ordering: the sequencer of the object version the record describes (hex, compared padded).
     source_sequencer: str | None = None
     source_etag: str | None = None
+    # Files of earlier runs that the record no longer names and that are still to be deleted: written in the same
+    # transaction that moves the record to its new renditions, cleared once S3 confirmed the delete, so a failure
+    # in between is finished by the next delivery or run instead of leaving orphans.
+    stale_keys: tuple[str, ...] = ()
     # Optimistic concurrency: bumped by every write, checked by the next.
     revision: int = 0
     # Epoch seconds; set only while ``uploading`` so abandoned uploads vanish through DynamoDB TTL.
@@ -189,7 +193,7 @@ class ImageRecord:
             HistoryEntry(at=h["at"], status=Status(h["status"]), reason=h.get("reason"))
             for h in values.get("history", ())
         )
-        for name in ("tags", "notes"):
+        for name in ("tags", "notes", "stale_keys"):
             values[name] = tuple(values.get(name, ()))
         for name in ("byte_size", "width", "height", "frames", "revision", "expires_at"):
             if values.get(name) is not None:
