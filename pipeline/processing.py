@@ -324,9 +324,13 @@ class _Job:
         try:
             ours = self.update_if_ours(ready)
         except BaseException:
-            # The record may not name them: take this run's files back before the error is retried.
+            # The record may not name them: take this run's files back before the error is retried, unless the
+            # write went through after all (a timeout can come after DynamoDB committed). If the record cannot be
+            # read, leave them: an unnamed file is better than a record naming a deleted one.
             with contextlib.suppress(Exception):
-                self.objects.delete(written)
+                current = self.images.get(self.image_id, consistent=True)
+                if current is None or not {r.key for r in current.renditions} & set(written):
+                    self.objects.delete(written)
             raise
         if not ours:
             # A newer upload, a twin delivery or a delete took the record: our version's files belong to nothing.

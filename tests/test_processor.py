@@ -978,3 +978,24 @@ def test_any_aws_call_failing_once_leaves_a_consistent_record_after_redelivery(
     assert public_keys(aws, pipeline_settings) == sorted(r.key for r in record.renditions)  # no orphan, none missing
     items = aws.dynamodb.scan(TableName=pipeline_settings.table, Select="COUNT")["Count"]
     assert items == 1  # one record, no duplicate
+
+
+def test_a_timeout_after_the_ready_write_went_through_does_not_delete_the_files_it_names(
+    events, aws, pipeline_settings
+):
+    event = events.put("raw/late-answer.jpg", PHOTOS / "DSCN0010.jpg")
+    transactions: list[int] = []
+
+    def answer_lost_after_commit(http_response: Any, **_: Any) -> None:
+        transactions.append(1)
+        if len(transactions) == 2:  # the claim, then the ready write: it commits, and its answer is lost
+            raise ReadTimeoutError(endpoint_url="https://dynamodb.invalid")
+
+    aws.dynamodb.meta.events.register("after-call.dynamodb.TransactWriteItems", answer_lost_after_commit)
+    with pytest.raises(ReadTimeoutError):
+        invoke(event)
+
+    record = record_for(aws, pipeline_settings, "raw/late-answer.jpg")
+    assert record.status is Status.READY
+    for rendition in record.renditions:  # every file the record names is still there
+        assert stored_image(aws, pipeline_settings, rendition.key).size == (rendition.width, rendition.height)
