@@ -6,6 +6,9 @@ zappa_settings.json's placeholders from the outputs -> `zappa deploy|update` -> 
 `collectstatic`. On the very first deploy the app's origin (Zappa's API Gateway URL) is unknown until Zappa has
 created it, so the stack and the app are updated once more with it (CORS and ALLOWED_HOSTS need it).
 
+destroy: prod, and any stage with --delete-data, only once the stack's name is typed (or given as --confirm);
+--delete-data backs the table up first, and never deletes prod's images or table (the template retains both).
+
 Uses boto3 only (the AWS CLI is not a dependency) and the Zappa in .venv-zappa, a venv holding just the web
 app's requirements, because Zappa zips the venv it runs in.
 """
@@ -21,8 +24,9 @@ import shutil
 import string
 import subprocess
 import sys
+import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -42,6 +46,8 @@ PENDING_ORIGIN: Final = "https://first-deploy.invalid"
 STAGES: Final = ("dev", "prod")
 ORIGIN_PATTERN: Final = re.compile(r"https?://[^/]+")
 EMAIL_PATTERN: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# What make destroy never lets a stack delete take with it (the template retains them; tests keep the two equal).
+DATA_RESOURCES: Final = ("ImageBucket", "ImageTable")
 # What the app gets from Zappa's remote_env file (secrets) rather than from zappa_settings.json.
 REMOTE_ENV_NAMES: Final = ("SECRET_KEY", "PIPELINE_SECRET", "DATABASE_URL")
 
@@ -61,7 +67,7 @@ class Target:
 
     @property
     def stack_name(self) -> str:
-        return f"{self.app_name}-{self.stage}"
+        return stack_name(self.stage, self.app_name)
 
     @property
     def artifact_bucket(self) -> str:
@@ -78,6 +84,57 @@ class Target:
 
 
 # -- pure parts (tested without AWS) ---------------------------------------------------------------------------
+
+
+def stack_name(stage: str, app_name: str = APP_NAME) -> str:
+    return f"{app_name}-{stage}"
+
+
+def needs_confirmation(stage: str, delete_data: bool) -> bool:
+    """prod, and any stage whose data would go: a mistyped STAGE or a pasted command must not be enough."""
+    return stage == "prod" or delete_data
+
+
+def confirm_destroy(stage: str, delete_data: bool, confirm: str | None, ask: Callable[[str], str] | None) -> None:
+    """Go on only if the stack's name was typed at the prompt or given as --confirm; else say what to type."""
+    if not needs_confirmation(stage, delete_data):
+        return
+    name = stack_name(stage)
+    command = f"make destroy STAGE={stage}{' DELETE_DATA=yes' if delete_data else ''} CONFIRM={name}"
+    if confirm is None and ask is not None:
+        if not delete_data:
+            consequence = "undeploys the Django app"
+        elif stage == "prod":
+            consequence = "backs up the table, then deletes the stack (the images and the table are kept)"
+        else:
+            consequence = "backs up the table, then deletes the stack, every version of every image and the table"
+        confirm = ask(f"This {consequence} of {name}. Type the stack name ({name}) to go on: ").strip()
+    if confirm != name:
+        given = "nothing was typed" if not confirm else f"{confirm!r} is not the stack's name"
+        raise DeployError(f"refused to destroy {name} ({given}): type {name} at the prompt, or run `{command}`")
+
+
+def not_retained(template_body: Any, logical_ids: tuple[str, ...]) -> list[str]:
+    """Which of the resources a stack delete would delete, from the deployed template (JSON, YAML or a dict).
+
+    YAML is read by indentation (resources at two spaces, their attributes at four), as infra/pipeline.yaml is
+    written, so no YAML library with CloudFormation's tags is needed.
+    """
+    if isinstance(template_body, str) and template_body.lstrip().startswith("{"):
+        template_body = json.loads(template_body)
+    if isinstance(template_body, dict):
+        resources = template_body.get("Resources", {})
+        return [i for i in logical_ids if not str(resources.get(i, {}).get("DeletionPolicy", "")).startswith("Retain")]
+    policies: dict[str, str] = {}
+    current = None
+    for line in str(template_body).splitlines():
+        if re.match(r"^  [A-Za-z0-9]+:\s*$", line):
+            current = line.strip()[:-1]
+        elif current and (policy := re.match(r"^    DeletionPolicy:\s*(\S+)", line)):
+            policies[current] = policy[1]
+        elif line.strip() and not line.startswith("  "):
+            current = None  # Outputs, Conditions...: past the resources
+    return [i for i in logical_ids if not policies.get(i, "").startswith("Retain")]
 
 
 def placeholders(settings: Any) -> set[str]:
@@ -442,9 +499,22 @@ def deploy(session: Any, stage: str, alert_email: str, app_origin: str | None, d
     )
 
 
-def destroy(session: Any, stage: str, delete_data: bool) -> None:
-    """Undeploy the app, then delete the stack. The images and the table go only with --delete-data."""
+def destroy(
+    session: Any,
+    stage: str,
+    delete_data: bool,
+    confirm: str | None = None,
+    ask: Callable[[str], str] | None = None,
+) -> None:
+    """Undeploy the app, then delete the stack. The data goes only with --delete-data, and never prod's.
+
+    prod, and any stage with --delete-data, needs the stack's name: ``confirm`` (--confirm) or typed at ``ask``.
+    With --delete-data the table is backed up first (on demand, kept after the table is gone). The bucket and the
+    table are retained by the template (DeletionPolicy): a dev stage's are deleted here after the stack, a prod
+    stage's are left for a person to empty and delete by hand.
+    """
     check_arguments(stage, None, None)
+    confirm_destroy(stage, delete_data, confirm, ask)
     deployment = Deployment(session, stage)
     target = deployment.target
     status = deployment.stack_status()
@@ -452,19 +522,29 @@ def destroy(session: Any, stage: str, delete_data: bool) -> None:
         print(f"stack {target.stack_name} does not exist")
         return
     outputs = deployment.outputs()
+    if delete_data:
+        deployed = deployment.cloudformation.get_template(StackName=target.stack_name)["TemplateBody"]
+        unprotected = not_retained(deployed, DATA_RESOURCES)
+        if unprotected:
+            raise DeployError(
+                f"the deployed {target.stack_name} would delete {' and '.join(unprotected)} with the stack (its "
+                f"template predates DeletionPolicy Retain): run `make deploy STAGE={stage}` first, then destroy"
+            )
     if deployment.web_app_exists():
         api_host = deployment.web_app_host()
         origin = f"https://{api_host}" if api_host else PENDING_ORIGIN
         settings = write_zappa_settings(zappa_values(target, outputs, origin, api_host))
         zappa("undeploy", stage, "--yes", "-s", str(settings))
+    bucket, table = outputs["ImageBucketName"], outputs["ImageTableName"]
     if not delete_data:
         print(
-            f"The app is undeployed. The stack and its data (s3://{outputs['ImageBucketName']}, table "
-            f"{outputs['ImageTableName']}) are kept: `make destroy STAGE={stage} DELETE_DATA=yes` deletes them."
+            f"The app is undeployed. The stack and its data (s3://{bucket}, table {table}) are kept: "
+            f"`make destroy STAGE={stage} DELETE_DATA=yes CONFIRM={target.stack_name}` deletes them."
         )
         return
-    empty_bucket(session.resource("s3").Bucket(outputs["ImageBucketName"]))
-    session.client("dynamodb").update_table(TableName=outputs["ImageTableName"], DeletionProtectionEnabled=False)
+    dynamodb = session.client("dynamodb")
+    backup_arn = back_up_table(dynamodb, table)
+    print(f"table {table}: on-demand backup {backup_arn} (it outlives the table; restore-table-from-backup)")
     deployment.s3.delete_object(Bucket=target.artifact_bucket, Key=target.remote_env_key)
     deployment.cloudformation.delete_stack(StackName=target.stack_name)
     print(f"stack {target.stack_name}: deleting...")
@@ -472,10 +552,48 @@ def destroy(session: Any, stage: str, delete_data: bool) -> None:
         StackName=target.stack_name, WaiterConfig={"Delay": 15, "MaxAttempts": 240}
     )
     print(f"stack {target.stack_name} deleted (s3://{target.artifact_bucket} is kept for the other stage)")
+    if stage == "prod":
+        print(prod_data_left(bucket, table, target.region))
+        return
+    # dev: the template retained them (so no stack delete alone can lose data); delete them now.
+    s3 = session.resource("s3").Bucket(bucket)
+    empty_bucket(s3)
+    s3.delete()
+    dynamodb.update_table(TableName=table, DeletionProtectionEnabled=False)
+    dynamodb.delete_table(TableName=table)
+    print(f"s3://{bucket} (every version) and table {table} deleted; the backup above is kept")
+
+
+def back_up_table(dynamodb: Any, table: str, *, sleep: Callable[[float], None] = time.sleep) -> str:
+    """An on-demand backup (CreateBackup), waited for: a table cannot be deleted while its backup is made."""
+    name = f"{table}-before-destroy-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    arn = dynamodb.create_backup(TableName=table, BackupName=name)["BackupDetails"]["BackupArn"]
+    for _ in range(120):
+        details = dynamodb.describe_backup(BackupArn=arn)["BackupDescription"]["BackupDetails"]
+        if details["BackupStatus"] == "AVAILABLE":
+            return arn
+        sleep(5)
+    raise DeployError(f"the backup {arn} of {table} is not AVAILABLE after 10 minutes; nothing was deleted")
+
+
+def prod_data_left(bucket: str, table: str, region: str) -> str:
+    """What a person does by hand to delete prod's images and table, which make destroy never deletes."""
+    return (
+        f"prod's data is kept (the template retains it; make destroy never deletes prod's images):\n"
+        f"  s3://{bucket}: to delete it, empty it in the S3 console (Empty, which removes every version), or add a\n"
+        f"    lifecycle rule expiring current and noncurrent versions and wait a day, then\n"
+        f"    `aws s3api delete-bucket --bucket {bucket} --region {region}`\n"
+        f"  table {table} (deletion protection on):\n"
+        f"    `aws dynamodb update-table --table-name {table} --no-deletion-protection-enabled --region {region}`\n"
+        f"    `aws dynamodb delete-table --table-name {table} --region {region}`\n"
+        f"  Until both are gone, `make deploy STAGE=prod` fails: their names are taken."
+    )
 
 
 def empty_bucket(bucket: Any) -> None:
-    """Delete every object version and delete marker (a versioned bucket is not empty until then)."""
+    """Delete every object version and delete marker (a versioned bucket is not empty until then). Never prod's."""
+    if f"{APP_NAME}-prod-" in bucket.name:
+        raise DeployError(f"refusing to delete the object versions of s3://{bucket.name}: prod's are deleted by hand")
     bucket.object_versions.delete()
 
 
@@ -491,13 +609,16 @@ def main(argv: list[str] | None = None) -> int:
     down = commands.add_parser("destroy", help="undeploy the app and delete the stack")
     down.add_argument("--stage", default="dev")
     down.add_argument("--delete-data", action="store_true")
+    down.add_argument("--confirm", metavar="STACK_NAME", help="the stack's name, for scripts (instead of the prompt)")
     args = parser.parse_args(argv)
     try:
         session = boto3.session.Session()
         if args.command == "deploy":
             deploy(session, args.stage, args.alert_email, args.app_origin, os.environ.get("DATABASE_URL"))
         else:
-            destroy(session, args.stage, args.delete_data)
+            # The prompt only where a person can answer it; a script passes --confirm.
+            ask = input if sys.stdin.isatty() else None
+            destroy(session, args.stage, args.delete_data, args.confirm, ask)
     except DeployError as error:
         print(f"make {args.command}: {error}", file=sys.stderr)
         return 1

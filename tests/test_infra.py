@@ -7,6 +7,7 @@ cfn-lint and checkov run in `make lint`, not here.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import io
 import json
 import os
@@ -90,6 +91,13 @@ def test_template_table_has_exactly_the_keys_and_indexes_of_records_table_schema
     assert table["TimeToLiveSpecification"] == {"AttributeName": records.TTL_ATTRIBUTE, "Enabled": True}
 
 
+def test_no_stack_operation_deletes_the_images_or_the_table():
+    # Retained on a stack delete and on a replacement; only a failed first create (nothing in them yet) removes them.
+    for name in ("ImageBucket", "ImageTable"):
+        assert RESOURCES[name]["DeletionPolicy"] == "RetainExceptOnCreate", name
+        assert RESOURCES[name]["UpdateReplacePolicy"] == "Retain", name
+
+
 def test_table_deletion_protection_is_on_in_prod_only():
     assert properties("ImageTable")["DeletionProtectionEnabled"] == {"Fn::If": ["IsProd", True, False]}
     assert TEMPLATE["Conditions"]["IsProd"] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
@@ -142,6 +150,9 @@ def for_moto(template: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
         if name in skipped:
             continue
         resource = stand_in(resource)
+        if resource.get("DeletionPolicy") == "RetainExceptOnCreate":
+            # moto keeps only "Retain" on a stack delete; the two mean the same there (and a create never rolls back).
+            resource["DeletionPolicy"] = "Retain"
         depends = resource.get("DependsOn")
         if depends:
             depends = [depends] if isinstance(depends, str) else depends
@@ -161,31 +172,37 @@ def stack():
     import boto3
     from moto import mock_aws
 
+    with mock_aws():
+        session = boto3.session.Session(region_name=REGION)
+        outputs, physical = create_stack_in_moto(session, "dev")
+        yield session, outputs, physical
+
+
+def create_stack_in_moto(session: Any, stage: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The stack of ``stage`` created in moto (inside mock_aws): its outputs and logical id -> physical id."""
     template, skipped = for_moto(TEMPLATE)
     # Everything the issue asks for that moto can model is really deployed, not stood in for.
     assert not skipped & {"ImageBucket", "UploadQueue", "UploadDeadLetterQueue", "ImageTable", "AlertTopic"}
-    with mock_aws():
-        session = boto3.session.Session(region_name=REGION)
-        s3 = session.client("s3")
-        s3.create_bucket(Bucket=STACK_PARAMETERS["ArtifactBucket"])
-        code = io.BytesIO()
-        with zipfile.ZipFile(code, "w") as archive:
-            archive.writestr("lambdas/__init__.py", "")
-        for key in (STACK_PARAMETERS["ProcessorCodeKey"], STACK_PARAMETERS["ApiCodeKey"]):
-            s3.put_object(Bucket=STACK_PARAMETERS["ArtifactBucket"], Key=key, Body=code.getvalue())
-        cloudformation = session.client("cloudformation")
-        cloudformation.create_stack(
-            StackName="image-pipeline-dev",
-            TemplateBody=json.dumps(template),
-            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in STACK_PARAMETERS.items()],
-            Capabilities=["CAPABILITY_IAM"],
-        )
-        described = cloudformation.describe_stacks(StackName="image-pipeline-dev")["Stacks"][0]
-        assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
-        summaries = cloudformation.list_stack_resources(StackName="image-pipeline-dev")["StackResourceSummaries"]
-        physical = {s["LogicalResourceId"]: s["PhysicalResourceId"] for s in summaries}
-        yield session, outputs, physical
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket=STACK_PARAMETERS["ArtifactBucket"])
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("lambdas/__init__.py", "")
+    for key in (STACK_PARAMETERS["ProcessorCodeKey"], STACK_PARAMETERS["ApiCodeKey"]):
+        s3.put_object(Bucket=STACK_PARAMETERS["ArtifactBucket"], Key=key, Body=code.getvalue())
+    cloudformation = session.client("cloudformation")
+    name = deploy.stack_name(stage)
+    cloudformation.create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in {**STACK_PARAMETERS, "Stage": stage}.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    described = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
+    summaries = cloudformation.list_stack_resources(StackName=name)["StackResourceSummaries"]
+    return outputs, {s["LogicalResourceId"]: s["PhysicalResourceId"] for s in summaries}
 
 
 def test_bucket_is_named_for_app_stage_account_and_region_and_encrypted(stack):
@@ -395,6 +412,29 @@ def test_http_api_routes_both_paths_to_the_api_function_with_payload_2():
     assert properties("ApiInvokePermission")["Principal"] == "apigateway.amazonaws.com"
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def test_api_invoke_permission_admits_every_method_of_every_route_to_the_function():
+    """An execute-api ARN is <api>/<stage>/<method>/<path>; ANY routes send every method to the function."""
+    source_arn = properties("ApiInvokePermission")["SourceArn"]["Fn::Sub"]
+    prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/"
+    assert source_arn.startswith(prefix)
+    pattern = source_arn[len(prefix) :]
+    assert properties("ApiInvokePermission")["FunctionName"] == {"Ref": "ApiFunction"}
+    routes = [
+        r["Properties"]["RouteKey"]
+        for r in of_type("AWS::ApiGatewayV2::Route").values()
+        if r["Properties"]["Target"] == {"Fn::Sub": "integrations/${HttpApiIntegration}"}
+    ]
+    assert routes
+    for route in routes:
+        method, path = route.split(" ", 1)
+        concrete = path.lstrip("/").replace("{id}", "01HV6J1ZQ3M4ABCD")
+        for sent in HTTP_METHODS if method == "ANY" else (method,):
+            assert fnmatch.fnmatchcase(f"$default/{sent}/{concrete}", pattern), (route, sent, pattern)
+
+
 def test_alarms_watch_errors_dead_letters_5xx_throttles_and_duration_and_mail_the_topic():
     alarms = of_type("AWS::CloudWatch::Alarm")
     watched = set()
@@ -410,6 +450,45 @@ def test_alarms_watch_errors_dead_letters_5xx_throttles_and_duration_and_mail_th
         "Protocol": "email",
         "Endpoint": {"Ref": "AlertEmail"},
     }
+
+
+def alarm_dimensions(alarm: dict[str, Any]) -> dict[str, Any]:
+    return {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+
+
+def assert_any_in_five_minutes_mails_the_topic(alarm: dict[str, Any]) -> None:
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": "AlertTopic"}]
+
+
+def test_processing_error_alarm_counts_the_processors_handled_unexpected_failures():
+    from pipeline.processing import Reason
+
+    alarm = properties("ProcessingErrorAlarm")
+    environment = properties("ProcessorFunction")["Environment"]["Variables"]
+    # The EMF line handler._count writes: this namespace, dimensions exactly reason + Powertools' service.
+    assert alarm["Namespace"] == environment["POWERTOOLS_METRICS_NAMESPACE"] == {"Fn::Sub": "ImagePipeline/${Stage}"}
+    assert alarm["MetricName"] == "ImagesFailed"
+    assert alarm_dimensions(alarm) == {
+        "reason": Reason.PROCESSING_ERROR.value,
+        "service": environment["POWERTOOLS_SERVICE_NAME"],
+    }
+    assert_any_in_five_minutes_mails_the_topic(alarm)
+
+
+def test_web_app_errors_alarm_watches_the_function_zappa_creates():
+    alarm = properties("WebAppErrorsAlarm")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", "Errors")
+    function_name = alarm_dimensions(alarm)["FunctionName"]
+    assert function_name == TEMPLATE["Outputs"]["WebFunctionName"]["Value"] == {"Fn::Sub": "${AppName}-web-${Stage}"}
+    # make deploy's name for it (Zappa's <project_name>-<stage>), with the template's default AppName.
+    app_name = TEMPLATE["Parameters"]["AppName"]["Default"]
+    rendered = function_name["Fn::Sub"].replace("${AppName}", app_name).replace("${Stage}", "prod")
+    assert rendered == deploy.Target("prod", REGION, ACCOUNT).web_function
+    assert rendered == ZAPPA_SETTINGS["dev"]["project_name"] + "-prod"
+    assert_any_in_five_minutes_mails_the_topic(alarm)
 
 
 def test_duration_alarm_fires_at_80_percent_of_the_processor_timeout():
@@ -764,3 +843,177 @@ def test_remote_env_holds_the_stack_secrets_and_the_database_url_encrypted(deplo
         "PIPELINE_SECRET": "pipeline-secret",
         "DATABASE_URL": "postgres://u:p@db/gallery",
     }
+
+
+# -- make destroy: confirmation, a backup first, prod's data never deleted --------------------------------------------
+
+
+class NoAws:
+    """A session that fails the test if destroy touches AWS before it is confirmed."""
+
+    region_name = REGION
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"AWS was called before the destroy was confirmed: {args}")
+
+    resource = client
+
+
+@pytest.mark.parametrize(
+    ("stage", "delete_data", "command"),
+    [
+        ("prod", False, "make destroy STAGE=prod CONFIRM=image-pipeline-prod"),
+        ("prod", True, "make destroy STAGE=prod DELETE_DATA=yes CONFIRM=image-pipeline-prod"),
+        ("dev", True, "make destroy STAGE=dev DELETE_DATA=yes CONFIRM=image-pipeline-dev"),
+    ],
+)
+def test_destroy_without_confirmation_refuses_and_says_what_to_type(stage, delete_data, command):
+    with pytest.raises(deploy.DeployError, match=re.escape(command)) as refused:
+        deploy.destroy(NoAws(), stage, delete_data)
+    assert f"type image-pipeline-{stage} at the prompt" in str(refused.value)
+
+
+def test_destroy_refuses_a_wrong_name_at_the_prompt_or_in_confirm():
+    prompts = []
+
+    def answer_dev(prompt: str) -> str:
+        prompts.append(prompt)
+        return "image-pipeline-dev\n"
+
+    with pytest.raises(deploy.DeployError, match="'image-pipeline-dev' is not the stack's name"):
+        deploy.destroy(NoAws(), "prod", True, ask=answer_dev)
+    assert "Type the stack name (image-pipeline-prod)" in prompts[0]
+    with pytest.raises(deploy.DeployError, match="type image-pipeline-prod at the prompt"):
+        deploy.destroy(NoAws(), "prod", True, confirm="prod")
+
+
+def test_undeploying_dev_without_deleting_data_needs_no_confirmation():
+    assert not deploy.needs_confirmation("dev", False)
+    deploy.confirm_destroy("dev", False, None, None)  # no prompt, no refusal
+
+
+@pytest.fixture
+def destroyable(monkeypatch):
+    """A stage's stack in moto with versioned images and records, and the AWS operations destroy then calls."""
+    import boto3
+    from moto import mock_aws
+
+    def create(stage: str) -> tuple[Any, dict[str, str], list[str]]:
+        session = boto3.session.Session(region_name=REGION)
+        outputs, _ = create_stack_in_moto(session, stage)
+        s3 = session.client("s3")
+        # moto's CloudFormation leaves out the bucket's VersioningConfiguration; the template has it.
+        s3.put_bucket_versioning(Bucket=outputs["ImageBucketName"], VersioningConfiguration={"Status": "Enabled"})
+        for body in (b"first", b"second"):  # two versions of one key, and a delete marker on another
+            s3.put_object(Bucket=outputs["ImageBucketName"], Key="public/thumbs/a/v1-320.jpg", Body=body)
+        s3.put_object(Bucket=outputs["ImageBucketName"], Key="raw/a/photo.jpg", Body=b"raw")
+        s3.delete_object(Bucket=outputs["ImageBucketName"], Key="raw/a/photo.jpg")
+        session.client("dynamodb").put_item(
+            TableName=outputs["ImageTableName"], Item={"pk": {"S": "IMAGE#a"}, "sk": {"S": "META"}}
+        )
+        target = deploy.Target(stage, REGION, ACCOUNT)
+        s3.create_bucket(Bucket=target.artifact_bucket)
+        s3.put_object(Bucket=target.artifact_bucket, Key=target.remote_env_key, Body=b"{}")
+        calls: list[str] = []
+        session.events.register("before-call", lambda model, **_: calls.append(model.name))
+        return session, outputs, calls
+
+    with mock_aws():
+        yield create
+
+
+def object_versions(session: Any, bucket: str) -> int:
+    listed = session.client("s3").list_object_versions(Bucket=bucket)
+    return len(listed.get("Versions", [])) + len(listed.get("DeleteMarkers", []))
+
+
+def test_prod_destroy_with_delete_data_backs_up_the_table_and_keeps_the_bucket_and_the_table(destroyable, capsys):
+    session, outputs, calls = destroyable("prod")
+    bucket, table = outputs["ImageBucketName"], outputs["ImageTableName"]
+    assert object_versions(session, bucket) == 4
+
+    deploy.destroy(session, "prod", True, confirm="image-pipeline-prod")
+
+    printed = capsys.readouterr().out
+    (backup,) = session.client("dynamodb").list_backups(TableName=table)["BackupSummaries"]
+    assert backup["BackupArn"] in printed
+    assert calls.index("CreateBackup") < calls.index("DeleteStack")
+    # No object version, bucket or table deletion was even attempted; the stack itself is gone.
+    assert not {"DeleteObjects", "DeleteObjectVersion", "DeleteBucket", "DeleteTable", "UpdateTable"} & set(calls)
+    assert object_versions(session, bucket) == 4
+    assert session.client("dynamodb").describe_table(TableName=table)["Table"]["ItemCount"] == 1
+    assert "image-pipeline-prod" not in {
+        s["StackName"] for s in session.client("cloudformation").list_stacks()["StackSummaries"]
+        if s["StackStatus"] != "DELETE_COMPLETE"
+    }  # fmt: skip
+    # ... and says how to delete them by hand.
+    assert f"aws s3api delete-bucket --bucket {bucket}" in printed
+    assert f"aws dynamodb delete-table --table-name {table}" in printed
+    assert "Empty" in printed
+
+
+def test_dev_destroy_with_delete_data_backs_up_the_table_then_deletes_the_data(destroyable, capsys):
+    session, outputs, calls = destroyable("dev")
+    bucket, table = outputs["ImageBucketName"], outputs["ImageTableName"]
+
+    deploy.destroy(session, "dev", True, confirm="image-pipeline-dev")
+
+    (backup,) = session.client("dynamodb").list_backups(TableName=table)["BackupSummaries"]
+    assert backup["BackupArn"] in capsys.readouterr().out
+    assert calls.index("CreateBackup") < calls.index("DeleteStack") < calls.index("DeleteTable")
+    assert bucket not in {b["Name"] for b in session.client("s3").list_buckets()["Buckets"]}
+    assert table not in session.client("dynamodb").list_tables()["TableNames"]
+
+
+def test_prod_object_versions_are_never_emptied_even_when_asked_directly():
+    class ProdBucket:
+        name = f"image-pipeline-prod-{ACCOUNT}-{REGION}"
+
+        @property
+        def object_versions(self):
+            raise AssertionError("listed prod's object versions")
+
+    with pytest.raises(deploy.DeployError, match="by hand"):
+        deploy.empty_bucket(ProdBucket())
+
+
+def test_backup_is_waited_for_before_anything_is_deleted():
+    states = iter(["CREATING", "CREATING", "AVAILABLE"])
+    slept = []
+
+    class DynamoDB:
+        def create_backup(self, TableName, BackupName):
+            assert BackupName.startswith(f"{TableName}-before-destroy-")
+            return {"BackupDetails": {"BackupArn": "arn:backup", "BackupStatus": "CREATING"}}
+
+        def describe_backup(self, BackupArn):
+            return {"BackupDescription": {"BackupDetails": {"BackupStatus": next(states)}}}
+
+    assert deploy.back_up_table(DynamoDB(), "ImageMetadata-prod", sleep=slept.append) == "arn:backup"
+    assert slept == [5, 5]
+
+
+def test_destroy_reads_the_retention_of_exactly_the_templates_data_resources():
+    yaml_text = (ROOT / "infra" / "pipeline.yaml").read_text()
+    assert deploy.not_retained(yaml_text, deploy.DATA_RESOURCES) == []
+    assert deploy.not_retained(json.dumps(TEMPLATE), deploy.DATA_RESOURCES) == []
+    older = yaml_text.replace("DeletionPolicy: RetainExceptOnCreate", "DeletionPolicy: Delete", 1)
+    assert deploy.not_retained(older, deploy.DATA_RESOURCES) == ["ImageBucket"]
+    retained = {name for name, r in RESOURCES.items() if str(r.get("DeletionPolicy", "")).startswith("Retain")}
+    assert retained == set(deploy.DATA_RESOURCES)
+
+
+def test_destroy_refuses_to_delete_data_of_a_stack_deployed_before_the_data_was_retained(destroyable):
+    session, _, calls = destroyable("dev")
+    cloudformation = session.client("cloudformation")
+    older, _ = for_moto(TEMPLATE)
+    older["Resources"]["ImageTable"]["DeletionPolicy"] = "Delete"
+    cloudformation.update_stack(
+        StackName="image-pipeline-dev",
+        TemplateBody=json.dumps(older),
+        Parameters=[{"ParameterKey": k, "UsePreviousValue": True} for k in STACK_PARAMETERS],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    with pytest.raises(deploy.DeployError, match=r"would delete ImageTable with the stack.*make deploy STAGE=dev"):
+        deploy.destroy(session, "dev", True, confirm="image-pipeline-dev")
+    assert not {"CreateBackup", "DeleteStack", "DeleteObjects", "DeleteTable"} & set(calls)
