@@ -139,8 +139,6 @@ def _report(outcome: Outcome, elapsed_ms: float) -> None:
         _count("ImagesFailed", reason=outcome.reason or "Unknown")
     else:
         logger.info("processed", bytes_in=outcome.bytes_in, bytes_out=outcome.bytes_out, **fields)
-        if outcome.detail:  # the previous renditions could not all be removed: orphans, not a broken image
-            logger.warning(f"processed, with leftovers: {outcome.detail}", **fields)
         metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="BytesOut", unit=MetricUnit.Bytes, value=outcome.bytes_out)
     metrics.add_metric(name="ProcessingTime", unit=MetricUnit.Milliseconds, value=elapsed_ms)
