@@ -285,7 +285,7 @@ def _print_banner(
     if resources:
         names = resources.names
         lines += [
-            f"  CDN       {config.cdn_url}/thumbs/<id>.webp   (the bucket's public/ prefix)",
+            f"  CDN       {config.cdn_url}/optimized/<id>/<version>-1280.webp   (the bucket's public/ prefix)",
             f"  AWS       {config.aws_url}   (moto: bucket {names.bucket}, table {names.table}, queue {names.queue})",
             f"  try       aws --endpoint-url {config.aws_url} s3 cp photo.jpg s3://{names.bucket}/raw/",
             f"  state     {config.state_dir} (saved every {config.snapshot_seconds} s and on exit;"
