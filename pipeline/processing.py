@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from pipeline import imaging, keys, records
+from pipeline import imaging, keys, records, visibility
 from pipeline.config import Settings
 from pipeline.records import ImageRecord, Rendition, Status
 from pipeline.store import Cdn, ImageStore, NoCdnCache, ObjectMissing, ObjectStore
@@ -233,9 +233,9 @@ class _Job:
                 current = current.with_status(Status.PROCESSING, at=at)
             return current.replace(source_sequencer=event.sequencer, source_etag=self.etag)
 
-        self.images.update(self.image_id, mutate)
+        current = self.images.update(self.image_id, mutate)
         if refused and refused[0].reason == Reason.DUPLICATE:
-            self.remove_stale()  # a delivery that failed after the record moved on left its delete unfinished
+            self.remove_stale(current)  # a delivery that failed after the record moved on left its delete unfinished
         return refused[0] if refused else None
 
     def refusal(self, current: ImageRecord | None) -> Outcome | None:
@@ -274,8 +274,8 @@ class _Job:
             and current.source_etag == self.etag
         )
 
-    def update_if_ours(self, change: Callable[[ImageRecord], ImageRecord]) -> bool:
-        """Apply ``change`` to the record only while this job's claim holds; say whether it was applied."""
+    def update_if_ours(self, change: Callable[[ImageRecord], ImageRecord]) -> ImageRecord | None:
+        """Apply ``change`` to the record only while this job's claim holds; the saved record, or None if not."""
         applied = False
 
         def mutate(current: ImageRecord | None) -> ImageRecord | None:
@@ -283,8 +283,8 @@ class _Job:
             applied = current is not None and self.still_ours(current)
             return change(current) if applied and current is not None else None
 
-        self.images.update(self.image_id, mutate)
-        return applied
+        saved = self.images.update(self.image_id, mutate)
+        return saved if applied else None
 
     def superseded(self) -> Outcome:
         detail = "a newer upload or a twin delivery took the record over; its results stand"
@@ -322,7 +322,7 @@ class _Job:
             )
 
         try:
-            ours = self.update_if_ours(ready)
+            saved = self.update_if_ours(ready)
         except BaseException:
             # The record may not name them: take this run's files back before the error is retried, unless the
             # write went through after all (a timeout can come after DynamoDB committed). If the record cannot be
@@ -332,17 +332,14 @@ class _Job:
                 if current is None or not {r.key for r in current.renditions} & set(written):
                     self.objects.delete(written)
             raise
-        if not ours:
+        if saved is None:
             # A newer upload, a twin delivery or a delete took the record: our version's files belong to nothing.
             self.objects.delete(written)
             return self.superseded()
         bytes_out = sum(r.bytes for r in renditions)
-        self.remove_stale()
-        saved = self.images.get(self.image_id, consistent=True)
-        if saved is not None and saved.hidden != claimed.hidden:
+        self.remove_stale(saved)
+        if saved.hidden != claimed.hidden:
             # Hidden or shown by staff while we worked: put the files on the side the record now says.
-            from pipeline import visibility
-
             visibility.settle(self.images, self.objects, self.cdn, self.image_id)
         return self.outcome(Result.PROCESSED, bytes_in=len(source), bytes_out=bytes_out)
 
@@ -378,12 +375,11 @@ class _Job:
             raise
         return renditions
 
-    def remove_stale(self) -> None:
-        """Delete the files the record lists as stale (earlier runs', the flat layout's), then clear the list.
+    def remove_stale(self, record: ImageRecord | None) -> None:
+        """Delete the files ``record`` lists as stale (earlier runs', the flat layout's), then clear the list.
 
         Only after the record names the new files; if S3 fails here the error is raised and the message retried,
         and the retry (a duplicate by then) or any later run finishes the delete from the record's list."""
-        record = self.images.get(self.image_id, consistent=True)
         if record is None or not record.stale_keys:
             return
         named = {r.key for r in record.renditions}
