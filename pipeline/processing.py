@@ -6,7 +6,9 @@ The flow for one ``ObjectCreated`` (see docs/processor.md for the why):
 2. Claim the record as ``processing`` with the event's sequencer, in one optimistic ``ImageStore.update``:
    an event older than the record's, or a duplicate of one already finished, is skipped here.
 3. Refuse a file larger than ``max_bytes`` from its ContentLength, before any byte is downloaded.
-4. GET exactly the version we checked (If-Match), decode and encode it (``pipeline.imaging``).
+4. GET exactly the version we checked (If-Match), decode and encode it (``pipeline.imaging``). With a deadline
+   (the Lambda's remaining time), a watchdog marks the record ``failed`` if imaging is still running then: a file
+   that keeps the decoder busy past the timeout gets a reason instead of a record stuck in ``processing``.
 5. Re-read the record (consistent): still ours? Then write the renditions under a version of this run's own
    (``keys.rendition_key``; under ``hidden/`` for a hidden image) and mark the record ``ready`` with every fact
    and the list of its renditions. Only once the record points at the new files are the files it pointed at
@@ -23,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -34,6 +38,9 @@ from pipeline.records import ImageRecord, Rendition, Status
 from pipeline.store import Cdn, ImageStore, NoCdnCache, ObjectMissing, ObjectStore
 
 FINISHED: Final = frozenset({Status.READY, Status.FAILED})
+# Below this much time left for imaging, the time went on I/O, not on the file: the event is retried instead of
+# the file being blamed. The corpus's slowest photo takes about 1 s here (`make bench`).
+MIN_IMAGING_SECONDS: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class Reason(StrEnum):
 
     # failed (besides the class names of imaging's rejections)
     PROCESSING_ERROR = "ProcessingError"  # imaging raised something it should have mapped; logged with traceback
+    TIME_BUDGET = "TimeBudgetExceeded"  # imaging was still running at the deadline (a property of the file)
     RETRIES_EXHAUSTED = "RetriesExhausted"  # every delivery of the event met a transient error (ImageProcessor.give_up)
     # skipped
     NOT_RAW = "NotRaw"
@@ -120,7 +128,9 @@ class ImageProcessor:
         self.clock = clock
         self.new_version = new_version
 
-    def process(self, event: ObjectCreated) -> Outcome:
+    def process(self, event: ObjectCreated, *, deadline: float | None = None) -> Outcome:
+        """``deadline``: a ``time.monotonic()`` instant by which imaging must be done, leaving time to record a
+        failure (the handler derives it from the Lambda's remaining time); None waits as long as imaging takes."""
         if not keys.is_raw_key(event.key):
             # Our own outputs (public/) and folder markers land here when notifications are scoped too widely.
             return Outcome(Result.SKIPPED, event.key, reason=Reason.NOT_RAW, detail="not an upload under raw/")
@@ -128,7 +138,7 @@ class ImageProcessor:
             detail = f"event for bucket {event.bucket!r}, this processor serves {self.settings.bucket!r}"
             return Outcome(Result.SKIPPED, event.key, reason=Reason.OTHER_BUCKET, detail=detail)
         image_id = keys.image_id_for_raw_key(event.key, self.settings.secret)
-        return _Job(self, event, image_id).run()
+        return _Job(self, event, image_id, deadline=deadline).run()
 
     def give_up(self, event: ObjectCreated, error: BaseException, attempts: int) -> Outcome | None:
         """After the last delivery of ``event`` failed with ``error`` (a transient error, raised by ``process``):
@@ -147,7 +157,9 @@ class ImageProcessor:
 class _Job:
     """One event's trip through the pipeline; holds what the steps share (the HEAD, the claim)."""
 
-    def __init__(self, processor: ImageProcessor, event: ObjectCreated, image_id: str) -> None:
+    def __init__(
+        self, processor: ImageProcessor, event: ObjectCreated, image_id: str, *, deadline: float | None = None
+    ) -> None:
         self.settings = processor.settings
         self.images = processor.images
         self.objects = processor.objects
@@ -156,6 +168,7 @@ class _Job:
         self.new_version = processor.new_version
         self.event = event
         self.image_id = image_id
+        self.deadline = deadline
         # The ETag this job checked and claimed (no quotes); every later step works on exactly that version.
         self.etag: str | None = None
 
@@ -189,16 +202,39 @@ class _Job:
             # Replaced between HEAD and GET: the newer version's event will claim the record.
             return self.outcome(Result.SKIPPED, Reason.OBJECT_MISSING, str(missing))
 
+        if self.deadline is None:
+            return self.render(source)
+        budget = self.deadline - time.monotonic()
+        if budget < MIN_IMAGING_SECONDS:
+            raise ProcessingTimedOut(f"only {budget:.1f} s left for imaging after the download; retried")
+        detail = (
+            f"processing did not finish within {budget:.0f} s, the time one image may take here; the upload is "
+            "kept. An image with fewer pixels or frames will work."
+        )
+        with _Watchdog(budget, lambda: self.fail(Reason.TIME_BUDGET, detail, source=source)) as watchdog:
+            result = self.render(source, watchdog)
+        return watchdog.outcome or result
+
+    def render(self, source: bytes, watchdog: _Watchdog | None = None) -> Outcome:
+        """Decode and encode ``source``, then write and record the result (or the refusal).
+
+        Under a ``watchdog`` that has fired, its failure stands and nothing more is done here."""
+        timed_out = self.outcome(Result.FAILED, Reason.TIME_BUDGET)  # replaced by the watchdog's own outcome
         try:
             processed = imaging.process_image(source, self.settings.imaging)
         except imaging.ImageRejected as rejected:
+            if watchdog and not watchdog.stand_down():
+                return timed_out
             return self.fail(type(rejected).__name__, rejected.reason, source=source)
         except Exception as error:
+            if watchdog and not watchdog.stand_down():
+                return timed_out
             # A decoder bug must not loop through retries into the DLQ with the record stuck in `processing`:
             # the same bytes would fail the same way. Record a failure; the outcome carries the trace to the log.
             reason = "the image could not be processed because of an internal error"
             return dataclasses.replace(self.fail(Reason.PROCESSING_ERROR, reason, source=source), error=error)
-
+        if watchdog and not watchdog.stand_down():
+            return timed_out
         return self.finish(processed, source)
 
     def give_up(self, error: BaseException, attempts: int) -> Outcome | None:
@@ -442,3 +478,56 @@ class _Job:
         if not self.update_if_ours(failed):
             return self.superseded()
         return self.outcome(Result.FAILED, reason, detail, bytes_in=len(source or b""))
+
+
+class ProcessingTimedOut(RuntimeError):
+    """Imaging ran past its deadline and the failure could not be recorded either: retried like any outage."""
+
+
+class _Watchdog:
+    """Runs ``on_expiry`` once, on a timer thread, if the work it watches is still running after ``seconds``.
+
+    The work calls ``stand_down()`` when it is done and goes on only if that returns True. A lock makes the two
+    exclusive: either the work goes on to write and record (the watchdog then does nothing), or the watchdog
+    records its failure (and the work, whenever it ends, writes nothing). In Lambda the work usually never ends:
+    the timeout stops the runtime after the failure is recorded, and the redelivered message is a duplicate of a
+    finished event.
+    """
+
+    def __init__(self, seconds: float, on_expiry: Callable[[], Outcome]) -> None:
+        self.on_expiry = on_expiry
+        self.outcome: Outcome | None = None
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._done = False
+        self._fired = False
+        self._timer = threading.Timer(max(0.0, seconds), self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stand_down()
+        if self._fired and self.outcome is None and self.error is not None:
+            raise ProcessingTimedOut("imaging ran past its deadline; recording the failure failed") from self.error
+
+    def stand_down(self) -> bool:
+        """True if the work may go on; False if the watchdog fired (returns once its failure is recorded)."""
+        with self._lock:
+            self._done = True
+            fired = self._fired
+        self._timer.cancel()
+        self._timer.join()  # at once if it never fired; else once its failure is recorded
+        return not fired
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._fired = True
+        try:
+            self.outcome = self.on_expiry()
+        except BaseException as error:  # handed to the work's thread, which raises it
+            self.error = error

@@ -6,6 +6,8 @@ import copy
 import hashlib
 import io
 import json
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -999,3 +1001,83 @@ def test_a_timeout_after_the_ready_write_went_through_does_not_delete_the_files_
     assert record.status is Status.READY
     for rendition in record.renditions:  # every file the record names is still there
         assert stored_image(aws, pipeline_settings, rendition.key).size == (rendition.width, rendition.height)
+
+
+# -- the time budget (review finding L5) ------------------------------------------------------------------
+
+
+class StalledImaging:
+    """Imaging that keeps the decoder busy until released (a file that would outlast the Lambda timeout)."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.released = threading.Event()
+        self.real = processing.imaging.process_image
+
+    def __call__(self, source: bytes, settings: Any) -> Any:
+        self.started.set()
+        assert self.released.wait(30), "the test never released imaging"
+        return self.real(source, settings)
+
+
+def wait_for_status(aws, settings, raw_key: str, status: Status) -> ImageRecord:
+    for _ in range(300):
+        record = record_for(aws, settings, raw_key)
+        if record is not None and record.status is status:
+            return record
+        time.sleep(0.05)
+    raise AssertionError(f"{raw_key} never became {status}")
+
+
+def test_an_image_still_decoding_at_the_deadline_fails_with_a_reason_and_the_late_result_is_dropped(
+    events, aws, pipeline_settings, monkeypatch, capsys
+):
+    stalled = StalledImaging()
+    monkeypatch.setattr(processing.imaging, "process_image", stalled)
+    monkeypatch.setattr(processing, "MIN_IMAGING_SECONDS", 0.0)
+    # The invocation has the margin plus a fraction of a second: imaging is still running when it runs out.
+    context = FakeLambdaContext(timeout_seconds=processor_lambda.TIME_MARGIN_SECONDS + 0.3)
+    event = events.put("raw/slow.jpg", PHOTOS / "Canon_40D.jpg")
+    batch = events.sqs(event)
+    responses: list[Any] = []
+    invocation = threading.Thread(target=lambda: responses.append(processor_lambda.handler(batch, context)))
+    invocation.start()
+
+    record = wait_for_status(aws, pipeline_settings, "raw/slow.jpg", Status.FAILED)
+    assert stalled.started.is_set()
+    assert invocation.is_alive()  # failed while the decoder was still busy
+    assert record.failure_reason.startswith("processing did not finish within 0 s, the time one image may take")
+    assert record.sha256 == hashlib.sha256((PHOTOS / "Canon_40D.jpg").read_bytes()).hexdigest()
+
+    stalled.released.set()  # the decoder ends after all (in Lambda the timeout would have stopped it)
+    invocation.join(30)
+    assert responses == [{"batchItemFailures": []}]
+    assert record_for(aws, pipeline_settings, "raw/slow.jpg") == record  # the late result wrote nothing
+    assert public_keys(aws, pipeline_settings) == []
+    failed = [m for m in emitted_metrics(capsys.readouterr().out) if m["name"] == "ImagesFailed"]
+    assert [(m["value"], m["reason"]) for m in failed] == [(1, "TimeBudgetExceeded")]
+
+    # SQS delivers the message again after the timeout: a duplicate of a finished event, not another long run.
+    monkeypatch.setattr(processing.imaging, "process_image", stalled.real)
+    deliver(event, events)
+    assert record_for(aws, pipeline_settings, "raw/slow.jpg") == record
+
+
+def test_imaging_that_ends_in_time_is_left_alone_by_its_watchdog(events, aws, pipeline_settings):
+    timers_before = {t for t in threading.enumerate() if isinstance(t, threading.Timer)}
+    deliver(events.put("raw/quick.jpg", PHOTOS / "Canon_40D.jpg"), events)  # 50 s to spare: the watchdog stands down
+
+    assert record_for(aws, pipeline_settings, "raw/quick.jpg").status is Status.READY
+    assert {t for t in threading.enumerate() if isinstance(t, threading.Timer)} == timers_before
+
+
+def test_too_little_time_left_after_the_download_retries_instead_of_blaming_the_file(events, aws, pipeline_settings):
+    context = FakeLambdaContext(timeout_seconds=processor_lambda.TIME_MARGIN_SECONDS + 2)  # below the minimum
+    event = events.put("raw/late.jpg", PHOTOS / "Canon_40D.jpg")
+
+    with pytest.raises(BatchProcessingError, match="left for imaging"):
+        processor_lambda.handler(events.sqs(event), context)
+
+    assert record_for(aws, pipeline_settings, "raw/late.jpg").status is Status.PROCESSING  # retried, not failed
+    deliver(event, events)
+    assert record_for(aws, pipeline_settings, "raw/late.jpg").status is Status.READY

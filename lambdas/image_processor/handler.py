@@ -23,6 +23,9 @@ from pipeline.processing import ImageProcessor, ObjectCreated, Outcome, Reason, 
 
 DEFAULT_METRICS_NAMESPACE: Final = "ImagePipeline"
 S3_TEST_EVENT: Final = "s3:TestEvent"
+# Kept back from the function's timeout to record a failure when imaging runs out of time (a GetItem, a listing,
+# a delete and a transactional write: well under a second, with room for botocore's retries).
+TIME_MARGIN_SECONDS: Final = 10.0
 
 # Powertools reads POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE / POWERTOOLS_LOG_LEVEL itself.
 logger = Logger()
@@ -51,19 +54,30 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | N
         # Failed messages are reported back (batchItemFailures) and retried alone; the rest are deleted.
         return process_partial_response(event=event, record_handler=record_handler, processor=batch, context=context)
     # A direct S3 invocation: an error propagates and Lambda's async retries (then its DLQ) take over.
-    handle_notification(event)
+    handle_notification(event, deadline=imaging_deadline(context))
     return None
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     """One SQS message, whose body is an S3 notification (or S3's test message)."""
     attempt = int(record.attributes.approximate_receive_count or 1)
     with logger.append_context_keys(message_id=record.message_id, attempt=attempt):
-        handle_notification(record.json_body, attempt=attempt)
+        handle_notification(record.json_body, attempt=attempt, deadline=imaging_deadline(lambda_context))
 
 
-def handle_notification(notification: dict[str, Any], *, attempt: int | None = None) -> None:
-    """``attempt``: which delivery of an SQS message this is; None for a direct S3 invocation."""
+def imaging_deadline(context: LambdaContext) -> float:
+    """The ``time.monotonic()`` instant by which imaging must end: the invocation's timeout less the margin.
+
+    Past it the processor marks the record failed (a file too slow to process) before Lambda stops the runtime.
+    With BatchSize 1 (infra/pipeline.yaml) each image has the whole invocation to itself."""
+    return time.monotonic() + context.get_remaining_time_in_millis() / 1000 - TIME_MARGIN_SECONDS
+
+
+def handle_notification(
+    notification: dict[str, Any], *, attempt: int | None = None, deadline: float | None = None
+) -> None:
+    """``attempt``: which delivery of an SQS message this is; None for a direct S3 invocation.
+    ``deadline``: see ``imaging_deadline()``; None lets imaging take as long as it takes."""
     if notification.get("Event") == S3_TEST_EVENT:
         # S3 sends this once when the notification is configured; it names no object.
         logger.info("ignored S3 test event", bucket=notification.get("Bucket"))
@@ -75,7 +89,7 @@ def handle_notification(notification: dict[str, Any], *, attempt: int | None = N
         if created is None:
             logger.info("ignored S3 event", event_name=s3_record.event_name)
             continue
-        handle_object(created, attempt=attempt)
+        handle_object(created, attempt=attempt, deadline=deadline)
 
 
 def object_created(s3_record: S3EventRecord) -> ObjectCreated | None:
@@ -92,11 +106,11 @@ def object_created(s3_record: S3EventRecord) -> ObjectCreated | None:
     )
 
 
-def handle_object(created: ObjectCreated, *, attempt: int | None = None) -> Outcome:
+def handle_object(created: ObjectCreated, *, attempt: int | None = None, deadline: float | None = None) -> Outcome:
     with logger.append_context_keys(raw_key=created.key, sequencer=created.sequencer):
         started = time.perf_counter()
         try:
-            outcome = processor.process(created)
+            outcome = processor.process(created, deadline=deadline)
         except Exception as error:
             # Transient by design (throttling, 5xx, write conflicts): raised again so the message is retried.
             _count("ProcessingErrors", reason=type(error).__name__)
