@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from gallery import services
+from gallery.caching import cacheable
 from pipeline import api
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def _read_api(view: Callable[..., dict]) -> Callable[..., HttpResponse]:
     return wrapped
 
 
+@cacheable
 @_read_api
 def image_list(request: HttpRequest) -> dict:
     return api.list_documents(
@@ -46,6 +48,7 @@ def image_list(request: HttpRequest) -> dict:
     )
 
 
+@cacheable
 @_read_api
 def image_detail(request: HttpRequest, image_id: str) -> dict:
     return api.get_document(services.image_store(), services.pipeline_settings(), image_id)
@@ -57,6 +60,7 @@ def _parameter(request: HttpRequest, name: str) -> str | None:
     return ",".join(values) if values else None
 
 
+@cacheable
 def no_route(request: HttpRequest, path: str = "") -> HttpResponse:
     """Unknown paths under the API answer in JSON, as the Lambda does."""
     return _send(api.respond(api.route_not_found(request.path)))

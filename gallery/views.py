@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from gallery import pending, selectors, services
+from gallery.caching import cacheable
 from pipeline import api, records
 
 # Tiles loaded eagerly: the first row on a wide screen (the grid has at most this many columns).
@@ -34,6 +35,7 @@ MAX_POLICY_BODY: Final = 4096
 # -- gallery -------------------------------------------------------------------------------------------------
 
 
+@cacheable
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
     tag = _as_stored(request.GET.get("tag", ""))
@@ -78,6 +80,7 @@ def _gallery_url(tag: str | None, cursor: str | None, trail: list[str]) -> str:
     return reverse("gallery:index") + (f"?{query}" if query else "")
 
 
+@cacheable
 @require_GET
 def detail(request: HttpRequest, image_id: str) -> HttpResponse:
     try:
@@ -228,10 +231,12 @@ def locked_out(
     return render(request, "gallery/locked_out.html", {"message": message}, status=429)
 
 
+@cacheable
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return _error_page(request, 404, "There is no page or image here. It may have been deleted or hidden.")
 
 
+@cacheable
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return _error_page(request, 400, "The request could not be understood.")
 

@@ -115,6 +115,9 @@ MIDDLEWARE = [
     # are compressed too: Django masks the token differently in every response, so BREACH cannot recover it
     # (docs/django.md, "Compression").
     "django.middleware.gzip.GZipMiddleware",
+    # Right inside it, outside the session, CSRF, auth and messages middleware: it sees what they did and makes
+    # every personal answer `private, no-store` (gallery/caching.py, docs/django.md "Caching").
+    "gallery.caching.CacheControlMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -277,6 +280,13 @@ CONTENT_SECURITY_POLICY = {
 }
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# -- shared caches (gallery.caching) ----------------------------------------------------------------------------
+# How long CloudFront (and make run's front door) may keep a page an anonymous visitor saw, and how much longer it may
+# serve that copy while it fetches a new one. An edit or a hide shows on public pages within the sum (2 minutes, as
+# for the read API's documents); personal pages are never kept.
+PAGE_MAX_AGE = int(os.environ.get("PAGE_MAX_AGE", "60"))
+PAGE_STALE_WHILE_REVALIDATE = int(os.environ.get("PAGE_STALE_WHILE_REVALIDATE", "60"))
 
 LOGGING = {
     "version": 1,
