@@ -154,6 +154,11 @@ DATABASES = {
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60 if PRODUCTION else 0, conn_health_checks=True
     )
 }
+# SQLite (local): a transaction takes the write lock as it begins, so two concurrent upload-quota checks
+# (gallery.quotas) wait for each other instead of one failing with "database is locked". PostgreSQL locks the
+# person's row instead (select_for_update).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -184,6 +189,37 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "gallery.views.locked_out"
 AXES_VERBOSE = False
+
+# -- upload quotas -----------------------------------------------------------------------------------------------
+# Per person, counted in Django's database by gallery.quotas: uploads started and bytes declared in the last 24
+# hours, and upload forms open at once (handed out, neither used nor expired). Staff (is_staff) have their own,
+# higher numbers. A byte quota under MAX_UPLOAD_BYTES is refused: a form without JavaScript counts that much
+# until its upload is confirmed, so no such form could ever be handed out.
+
+
+def _quota(prefix: str, *, uploads: int, megabytes: int, open_forms: int) -> dict[str, int]:
+    defaults = {"UPLOADS": uploads, "BYTES": megabytes * 1024 * 1024, "OPEN_FORMS": open_forms}
+    quota = {}
+    for name, default in defaults.items():
+        variable = f"{prefix}_{name}"
+        raw = os.environ.get(variable, "").strip()
+        try:
+            value = int(raw) if raw else default
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ImproperlyConfigured(f"{variable} must be a whole number of at least 1, not {raw!r}.")
+        quota[name.lower()] = value
+    if quota["bytes"] < PIPELINE.imaging.max_bytes:
+        raise ImproperlyConfigured(
+            f"{prefix}_BYTES ({quota['bytes']}) is less than MAX_UPLOAD_BYTES ({PIPELINE.imaging.max_bytes}): "
+            "a form without JavaScript counts the largest upload, so none could ever be handed out."
+        )
+    return quota
+
+
+UPLOAD_QUOTA = _quota("UPLOAD_QUOTA", uploads=50, megabytes=1024, open_forms=10)
+STAFF_UPLOAD_QUOTA = _quota("STAFF_UPLOAD_QUOTA", uploads=500, megabytes=10 * 1024, open_forms=50)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "gallery:index"
