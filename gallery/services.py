@@ -144,14 +144,20 @@ def display_file_name(file_name: str) -> str:
 
 
 def start_upload(
-    owner: str, file_name: str, *, content_type: str | None = None, redirect_url: str | None = None
+    owner: str,
+    file_name: str,
+    *,
+    content_type: str | None = None,
+    redirect_url: str | None = None,
+    max_bytes: int | None = None,
 ) -> UploadTicket:
     """Create the ``uploading`` record first (so the gallery can show it), then sign a POST for its exact key.
 
     With ``content_type`` the policy fixes that type (the JavaScript path, which knows each file's type);
     without it the form declares the honest unknown type (the no-JavaScript path). ``redirect_url`` makes S3
     answer a successful POST with a 303 to it (with ``bucket``, ``key`` and ``etag`` in the query) instead of
-    a 201 for a script. UploadUnavailable if DynamoDB or S3 fails.
+    a 201 for a script. ``max_bytes`` lowers the policy's size limit below the pipeline's (to the size a script
+    declared, which the upload quota counted). UploadUnavailable if DynamoDB or S3 fails.
     """
     config = pipeline_settings()
     file_name = display_file_name(file_name) or NO_JS_FILE_NAME
@@ -172,7 +178,7 @@ def start_upload(
         image_store().create(record)
         post = object_store().presigned_post(
             raw_key,
-            max_bytes=config.imaging.max_bytes,
+            max_bytes=min(max_bytes or config.imaging.max_bytes, config.imaging.max_bytes),
             expires_in=config.upload_expiry_seconds,
             content_type=declared,
             redirect_url=redirect_url,

@@ -17,9 +17,9 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from gallery import pending, selectors, services
+from gallery import pending, quotas, selectors, services
 from gallery.caching import cacheable
 from pipeline import api, records
 
@@ -30,6 +30,8 @@ MAX_TRAIL: Final = 12
 # The largest JSON body /upload/policy/ reads: {name, size, type} with a 255-character name (4 times that many
 # bytes in UTF-8, plus escapes) fits several times over.
 MAX_POLICY_BODY: Final = 4096
+# Files upload.js sends at once (fewer if the person's quota allows fewer open forms).
+MAX_PARALLEL_UPLOADS: Final = 4
 
 
 # -- gallery -------------------------------------------------------------------------------------------------
@@ -96,33 +98,61 @@ def detail(request: HttpRequest, image_id: str) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def upload(request: HttpRequest) -> HttpResponse:
-    """The upload page: one plain HTML form posting to S3 (works without JavaScript), enhanced by upload.js."""
+    """The upload page. A GET only shows it: a drop zone for upload.js, which asks /upload/policy/ per file, and
+    without JavaScript a button that POSTs here. The POST (within the person's quota) creates the record and
+    shows the plain HTML form that posts one file straight to S3, which redirects back to /upload/done/."""
+    if request.method == "GET":
+        return _upload_page(request)
     try:
-        ticket = services.start_upload(
-            request.user.get_username(),
-            services.NO_JS_FILE_NAME,
-            redirect_url=request.build_absolute_uri(reverse("gallery:upload-done")),
+        ticket = quotas.admit(
+            request.user,
+            size_bytes=settings.PIPELINE.imaging.max_bytes,
+            size_is_limit=True,
+            start=lambda: services.start_upload(
+                request.user.get_username(),
+                services.NO_JS_FILE_NAME,
+                redirect_url=request.build_absolute_uri(reverse("gallery:upload-done")),
+            ),
         )
+    except quotas.QuotaExceeded as over:
+        response = _upload_page(request, error=str(over), status=429)
+        response["Retry-After"] = str(over.retry_after)
+        return response
     except services.UploadUnavailable as unavailable:
-        return _error_page(request, 503, str(unavailable))
+        return _upload_page(request, error=str(unavailable), status=503)
+    return _upload_page(request, ticket=ticket)
+
+
+def _upload_page(
+    request: HttpRequest, *, ticket: services.UploadTicket | None = None, error: str = "", status: int = 200
+) -> HttpResponse:
     limit = settings.PIPELINE.imaging.max_bytes
+    quota = quotas.Quota.for_user(request.user)
     context = {
         "ticket": ticket,
         # S3 reads the policy fields in order and the file must come last.
-        "fields": list(ticket.fields.items()),
+        "fields": list(ticket.fields.items()) if ticket else [],
+        "error": error,
         "max_bytes": limit,
         "max_size": services.megabytes(limit),
         "accepted_types": ",".join(services.ACCEPTED_TYPES),
-        "expiry_minutes": max(1, ticket.expires_in // 60),
+        "expiry_minutes": max(1, settings.PIPELINE.upload_expiry_seconds // 60),
+        "quota": quota,
+        "quota_bytes": quotas.amount(quota.bytes),
+        # upload.js sends at most this many files at once, so a big batch waits instead of passing open_forms.
+        "parallel": min(quota.open_forms, MAX_PARALLEL_UPLOADS),
     }
-    return render(request, "gallery/upload.html", context)
+    return render(request, "gallery/upload.html", context, status=status)
 
 
 @require_POST
 def upload_policy(request: HttpRequest) -> JsonResponse:
-    """A presigned POST for one file the script is about to send: JSON {name, size, type} in, url + fields out."""
+    """A presigned POST for one file the script is about to send: JSON {name, size, type} in, url + fields out.
+
+    The policy allows no more than the declared size, which is what the person's quota counts (429 when over).
+    """
     if not request.user.is_authenticated:
         return JsonResponse({"error": "Log in to upload."}, status=401)
     too_big = JsonResponse(
@@ -151,11 +181,21 @@ def upload_policy(request: HttpRequest) -> JsonResponse:
     try:
         if not name:
             raise services.UploadRefused("The file has no name.")
-        _, content_type = services.check_upload(size=claim.get("size"), content_type=claim.get("type"))
+        size, content_type = services.check_upload(size=claim.get("size"), content_type=claim.get("type"))
     except services.UploadRefused as refused:
         return JsonResponse({"error": str(refused)}, status=400)
     try:
-        ticket = services.start_upload(request.user.get_username(), name, content_type=content_type)
+        ticket = quotas.admit(
+            request.user,
+            size_bytes=size,
+            start=lambda: services.start_upload(
+                request.user.get_username(), name, content_type=content_type, max_bytes=size
+            ),
+        )
+    except quotas.QuotaExceeded as over:
+        response = JsonResponse({"error": str(over)}, status=429)
+        response["Retry-After"] = str(over.retry_after)
+        return response
     except services.UploadUnavailable as unavailable:
         return JsonResponse({"error": str(unavailable)}, status=503)
     return JsonResponse(
@@ -194,6 +234,7 @@ def upload_done(request: HttpRequest) -> HttpResponse:
         if wants_json:
             return JsonResponse({"error": str(missing)}, status=404)
         raise Http404(str(missing)) from None
+    quotas.confirm(request.user, record.id, record.raw_key)
     pending.remember(request, record.id)
     if wants_json:
         return JsonResponse({"id": record.id, "status": record.status.value})

@@ -176,6 +176,7 @@ def test_every_gallery_page_admits_what_it_loads_and_nothing_is_framed(client, s
     for path in ["/", f"/images/{ids[0]}/", "/upload/", "/no-such-page/"]:
         response = client.get(path)
         assert_policy_admits_the_page(response)
+    assert_policy_admits_the_page(client.post("/upload/"))  # the prepared no-JS form, posting to S3
 
     gallery = loaded_urls(client.get("/").content.decode())
     assert any(url.startswith(site_aws.settings.cdn_url) for url in gallery["img-src"])  # renditions: the CDN
@@ -193,7 +194,7 @@ def test_the_login_and_admin_pages_admit_what_they_load(client, store, site_aws,
 
 def test_the_upload_page_may_post_files_to_the_buckets_s3_endpoint(client, store, django_user_model):
     client.force_login(django_user_model.objects.create_user("alice"))
-    page = client.get("/upload/")
+    page = client.post("/upload/")  # "Prepare an upload": the form that posts to S3
     directives = policy(page)
     (form_action,) = loaded_urls(page.content.decode())["form-action"][-1:]  # the upload form (after the nav's)
 

@@ -85,7 +85,8 @@ def alice_client(client, alice) -> Client:
 
 
 def no_js_form(client: Client) -> tuple[str, dict[str, str], list[str]]:
-    page = client.get("/upload/")
+    """What a person without JavaScript does: press "Prepare an upload" (POST /upload/), then read the S3 form."""
+    page = client.post("/upload/")
     assert page.status_code == 200
     form = read_form(page.content.decode())
     fields = {i["name"]: i["value"] for i in form.inputs if i.get("type") == "hidden"}
@@ -141,7 +142,7 @@ def test_people_log_in_on_the_site_without_being_staff(client, alice, site_aws):
 # -- the no-JS form ------------------------------------------------------------------------------------------
 
 
-def test_upload_page_creates_an_uploading_record_owned_by_the_person(alice_client, site_aws):
+def test_preparing_an_upload_creates_an_uploading_record_owned_by_the_person(alice_client, site_aws):
     _action, fields, _ = no_js_form(alice_client)
 
     record = site_aws.image_store().get(keys.image_id_for_raw_key(fields["key"], site_aws.settings.secret))
@@ -245,7 +246,7 @@ def test_policy_for_a_file_fixes_its_exact_key_and_type(alice_client, site_aws):
         ticket["key"] == keys.raw_key_for_upload(ticket["id"], "Beach day.JPG") == f"raw/{ticket['id']}/Beach-day.JPG"
     )
     assert plain_conditions(policy_of(ticket["fields"])) == [
-        ["content-length-range", 1, site_aws.settings.imaging.max_bytes],
+        ["content-length-range", 1, 123_456],  # the declared size: what the upload quota counted
         {"Content-Type": "image/jpeg"},
         {"success_action_status": "201"},
         {"bucket": site_aws.settings.bucket},
@@ -304,12 +305,22 @@ def test_policy_refuses_a_body_that_is_not_json(alice_client, site_aws):
     assert response.status_code == 400
 
 
-def test_an_upload_larger_than_the_policy_allows_is_refused_by_the_limit_in_the_policy(alice_client, site_aws):
+def test_a_script_upload_may_be_no_larger_than_the_size_it_declared(alice_client, site_aws):
     # moto does not enforce POST policies; what S3 enforces is the condition, asserted exactly above. Here: the
-    # limit in the policy is the pipeline's, so changing MAX_UPLOAD_BYTES changes what S3 accepts.
-    ticket = ask_policy(alice_client, name="a.jpg", size=10, type="image/jpeg").json()
+    # policy allows the declared size and no more (the byte quota counts that size), within MAX_UPLOAD_BYTES.
+    limit = site_aws.settings.imaging.max_bytes
+    small = ask_policy(alice_client, name="a.jpg", size=10, type="image/jpeg").json()
+    largest = ask_policy(alice_client, name="b.jpg", size=limit, type="image/jpeg").json()
 
-    (length_range,) = [c for c in policy_of(ticket["fields"])["conditions"] if isinstance(c, list)]
+    ranges = [[c for c in policy_of(t["fields"])["conditions"] if isinstance(c, list)] for t in (small, largest)]
+
+    assert ranges == [[["content-length-range", 1, 10]], [["content-length-range", 1, limit]]]
+
+
+def test_the_no_js_form_may_carry_the_largest_accepted_upload(alice_client, site_aws):
+    _, fields, _ = no_js_form(alice_client)
+
+    (length_range,) = [c for c in policy_of(fields)["conditions"] if isinstance(c, list)]
 
     assert length_range == ["content-length-range", 1, site_aws.settings.imaging.max_bytes]
 
@@ -406,13 +417,14 @@ def test_a_store_failure_while_asking_for_a_policy_is_a_json_503_with_a_sentence
     }
 
 
-def test_a_store_failure_on_the_upload_page_is_a_503_page_with_a_sentence(alice_client, site_aws):
+def test_a_store_failure_while_preparing_a_no_js_form_is_a_503_page_with_a_sentence(alice_client, site_aws):
     def unreachable(**_: Any) -> None:
         raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
 
     site_aws.dynamodb.meta.events.register("before-call.dynamodb.*", unreachable)
 
-    page = alice_client.get("/upload/")
+    page = alice_client.post("/upload/")
 
     assert page.status_code == 503
     assert "Uploads are not available right now" in page.content.decode()
+    assert 'action="/upload/"' in page.content.decode()  # the button to try again

@@ -163,6 +163,8 @@ def no_js_upload(browser: Browser, local_stack: StackProcess, screenshot_dir: Pa
     page.on(
         "response", lambda response: answers.append((response.url, response.status, response.header_value("location")))
     )
+    expect(page.locator("#upload-file")).to_be_hidden()  # a page view makes no form: first ask for one (POST)
+    page.get_by_role("button", name="Prepare an upload").click()
     page.set_input_files("#upload-file", str(NO_JS_PHOTO))
     page.click("#upload-form button[type=submit]")
     page.wait_for_url("**/upload/done/**")

@@ -1,6 +1,8 @@
 // Upload page, enhanced: several files, drag and drop, one presigned POST per file (asked of Django with the
 // file's name, size and type), a real progress bar per file (XMLHttpRequest upload.onprogress), then polling
-// the read API until the image is ready or failed. Without this script the page's form posts to S3 itself.
+// the read API until the image is ready or failed. At most data-parallel files are under way at once (the
+// person's quota of open upload forms caps it); the rest wait their turn. Without this script the page's form
+// asks Django for an upload form (POST), and that form posts the file to S3 itself.
 (function () {
   "use strict";
 
@@ -17,6 +19,9 @@
   const POLL_MS = 1500;
   const POLL_LIMIT = 120; // three minutes, then say "still processing"
   const PREVIEW_PX = 64; // .upload__thumb in site.css
+  const parallel = Math.max(1, Number(form.dataset.parallel) || 1);
+  const waiting = []; // uploads not started yet, in the order the files were chosen
+  let running = 0;
 
   document.documentElement.classList.add("js");
   input.multiple = true;
@@ -46,7 +51,21 @@
     // Rows in the order the files were chosen, the newest batch on top.
     const batch = Array.from(files || []).map((file) => [file, addRow(file)]);
     list.prepend(...batch.map(([, ui]) => ui.row));
-    batch.forEach(([file, ui]) => upload(file, ui));
+    batch.forEach(([file, ui]) => waiting.push(() => upload(file, ui)));
+    startWaiting();
+  }
+
+  // An upload holds its place until Django has been told it arrived (or it failed): that is when the server
+  // stops counting its form as open.
+  function startWaiting() {
+    while (running < parallel && waiting.length) {
+      const start = waiting.shift();
+      running += 1;
+      start().finally(() => {
+        running -= 1;
+        startWaiting();
+      });
+    }
   }
 
   function addRow(file) {
@@ -97,7 +116,7 @@
     }
     ui.bar.value = 100;
     ui.say("Received, processing…", "processing");
-    fetch(ticket.done_url, { headers: { Accept: "application/json" }, credentials: "same-origin" }).catch(() => {});
+    await fetch(ticket.done_url, { headers: { Accept: "application/json" }, credentials: "same-origin" }).catch(() => {});
     poll(ticket, ui, 0);
   }
 
@@ -118,6 +137,7 @@
     const answer = await response.json().catch(() => ({}));
     if (!response.ok) {
       if (response.status === 401 || response.status === 403) throw new Error("Your session has ended: log in again, then retry.");
+      // 400 (type, size), 413, 429 (over the upload quota: which limit, and when to try again), 503: a sentence.
       throw new Error(answer.error || `The site refused this file (HTTP ${response.status}).`);
     }
     return answer;
