@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import quote_plus
 
 import boto3
@@ -42,6 +42,12 @@ class Resources:
         return {self.names.queue: self.queue_url, self.names.dead_letter_queue: self.dead_letter_queue_url}
 
 
+class Clients(Protocol):
+    """Where resources are made: the emulator's server, or moto's in-process mock (``python -m reliability``)."""
+
+    def client(self, service: str) -> Any: ...
+
+
 class Emulator:
     """moto's server in a thread of this process, on 127.0.0.1:<port>."""
 
@@ -54,7 +60,7 @@ class Emulator:
     def start(self) -> None:
         # One line per request is noise next to the app's own logs.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        _make_s3_events_aws_shaped()
+        make_s3_events_aws_shaped()
         _answer_bucket_posts_with_cors()
         self._server.start()
 
@@ -75,7 +81,7 @@ class Emulator:
 
 
 def create_resources(
-    emulator: Emulator, names: StackNames, region: str, web_origins: tuple[str, ...], visibility_timeout: int
+    emulator: Clients, names: StackNames, region: str, web_origins: tuple[str, ...], visibility_timeout: int
 ) -> Resources:
     """The bucket (versioned as in AWS, CORS for the upload page), the table (from the core's schema), the
     upload queue with its DLQ, and the alerts topic.
@@ -126,7 +132,7 @@ def create_resources(
     )
 
 
-def connect_uploads(emulator: Emulator, resources: Resources) -> None:
+def connect_uploads(emulator: Clients, resources: Resources) -> None:
     """Every object created under raw/ sends an S3 event to the queue, as the stack's notification does."""
     emulator.client("s3").put_bucket_notification_configuration(
         Bucket=resources.names.bucket,
@@ -160,7 +166,7 @@ class _Sequencer:
             return f"{self._last:018X}"
 
 
-def _make_s3_events_aws_shaped() -> None:
+def make_s3_events_aws_shaped() -> None:
     """moto 5.2's S3 events lack ``sequencer`` (and a few fields) and encode ``/`` in keys; AWS sends them all
     and keeps ``/`` as it is.
 

@@ -18,6 +18,8 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
+from local_stack.template import ACCOUNT_ID, StackNames
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -34,6 +36,17 @@ class FunctionSettings:
     batch_size: int
     timeout_seconds: int
     memory_limit_in_mb: int
+
+    @classmethod
+    def processor(cls, names: StackNames, region: str) -> FunctionSettings:
+        """The processor function as the template defines it (a stack of stage ``local``)."""
+        return cls(
+            name=names.processor_function,
+            arn=f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{names.processor_function}",
+            batch_size=names.batch_size,
+            timeout_seconds=names.function_timeout_seconds,
+            memory_limit_in_mb=names.processor_memory_mb,
+        )
 
 
 @dataclass
@@ -184,6 +197,15 @@ class QueueWorker:
         if failed:
             log.warning("%d of %d messages left on the queue for a retry", len(failed), len(batch))
         return len(batch)
+
+    def release_left_for_retry(self) -> int:
+        """Make the messages the handler failed visible again now, as the visibility timeout would later; how many.
+
+        For runs that step the worker by hand (``poll_once``) and would otherwise wait for the timeout."""
+        handles = list(self._left_for_retry.values())
+        self._left_for_retry.clear()
+        self._release(handles)
+        return len(handles)
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         if not messages:

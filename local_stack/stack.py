@@ -21,7 +21,7 @@ from local_stack.cdn import CdnServer
 from local_stack.config import DUMMY_CREDENTIALS, LOCALHOST, LocalConfig
 from local_stack.lambda_runtime import FunctionSettings, QueueWorker
 from local_stack.snapshot import Snapshot
-from local_stack.template import ACCOUNT_ID, STAGE, StackNames, read_stack_names
+from local_stack.template import STAGE, StackNames, read_stack_names
 from local_stack.web import AdminLogin, DjangoServer, StackError, admin_login
 from pipeline import reprocess
 from pipeline.config import Settings
@@ -114,13 +114,7 @@ def _run_on_emulator(config: LocalConfig, environ: Mapping[str, str], stopping: 
         cdn = CdnServer(config.cdn_port, emulator.client("s3"), names.bucket)
         cdn.start()
         running.callback(cdn.stop)
-        function = FunctionSettings(
-            name=names.processor_function,
-            arn=f"arn:aws:lambda:{settings.region}:{ACCOUNT_ID}:function:{names.processor_function}",
-            batch_size=names.batch_size,
-            timeout_seconds=names.function_timeout_seconds,
-            memory_limit_in_mb=names.processor_memory_mb,
-        )
+        function = FunctionSettings.processor(names, settings.region)
         worker = QueueWorker(
             emulator.client("sqs"), resources.queue_url, resources.queue_arn, settings.region, handler, function
         )

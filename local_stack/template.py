@@ -40,6 +40,10 @@ class StackNames:
     processor_memory_mb: int
     batch_size: int
     function_timeout_seconds: int
+    # The event source's ScalingConfig.MaximumConcurrency: how many instances Lambda runs at once (None: no bound).
+    processor_concurrency: int | None
+    # The upload queue's own; the local stack uses a shorter one (LOCAL_VISIBILITY_TIMEOUT).
+    visibility_timeout_seconds: int
 
 
 def read_stack_names(region: str, path: Path = TEMPLATE) -> StackNames:
@@ -65,6 +69,7 @@ def read_stack_names(region: str, path: Path = TEMPLATE) -> StackNames:
     redrive = _properties(resources, queue_id)["RedrivePolicy"]
     dead_letter_id = _get_att_target(redrive.get("deadLetterTargetArn"), f"{queue_id}.RedrivePolicy")
     mapping = _properties(resources, _only(resources, "AWS::Lambda::EventSourceMapping"))
+    concurrency = mapping.get("ScalingConfig", {}).get("MaximumConcurrency")
     function_id = _ref_target(mapping.get("FunctionName"), "EventSourceMapping.FunctionName")
     try:
         rules = bucket["NotificationConfiguration"]["QueueConfigurations"][0]["Filter"]["S3Key"]["Rules"]
@@ -84,6 +89,8 @@ def read_stack_names(region: str, path: Path = TEMPLATE) -> StackNames:
         processor_memory_mb=int(_value(_properties(resources, function_id).get("MemorySize", 128), variables)),
         batch_size=int(mapping.get("BatchSize", 10)),
         function_timeout_seconds=int(_properties(resources, function_id).get("Timeout", 3)),
+        processor_concurrency=None if concurrency is None else int(_value(concurrency, variables)),
+        visibility_timeout_seconds=int(_properties(resources, queue_id).get("VisibilityTimeout", 30)),
     )
 
 
