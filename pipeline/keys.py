@@ -139,8 +139,11 @@ def image_rendition_prefixes(image_id: str) -> tuple[str, ...]:
 
 
 def cdn_invalidation_paths(image_id: str) -> tuple[str, ...]:
-    """The CDN paths that cover every rendition of this image, ``/thumbs/<id>/*``, ``/optimized/<id>/*``."""
-    return tuple(f"/{folder}/{image_id}/*" for folder in RENDITION_DIRS.values())
+    """The CDN paths that show this image: every rendition (``/thumbs/<id>/*``, ``/optimized/<id>/*``), and, since
+    the one distribution caches the whole site, its page (``/images/<id>/``) and its API document
+    (``/api/images/<id>``), so that hide and delete take those off at once too. Listing pages age out (max-age)."""
+    renditions = tuple(f"/{folder}/{image_id}/*" for folder in RENDITION_DIRS.values())
+    return (*renditions, f"/images/{image_id}/", f"/api/images/{image_id}")
 
 
 def legacy_rendition_keys(image_id: str) -> list[str]:

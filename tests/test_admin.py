@@ -342,7 +342,7 @@ def test_hiding_in_the_admin_asks_cloudfront_to_forget_the_image(root_client, si
             {
                 "DistributionId": "E2EXAMPLE7TEST",
                 "InvalidationBatch": {
-                    "Paths": {"Quantity": 2, "Items": sorted(keys.cdn_invalidation_paths(record.id))},
+                    "Paths": {"Quantity": 4, "Items": sorted(keys.cdn_invalidation_paths(record.id))},
                     "CallerReference": ANY,
                 },
             },
@@ -437,7 +437,7 @@ def test_delete_asks_cloudfront_to_forget_the_image_before_the_record_goes(root_
             {
                 "DistributionId": "E2EXAMPLE7TEST",
                 "InvalidationBatch": {
-                    "Paths": {"Quantity": 2, "Items": sorted(keys.cdn_invalidation_paths(record.id))},
+                    "Paths": {"Quantity": 4, "Items": sorted(keys.cdn_invalidation_paths(record.id))},
                     "CallerReference": ANY,
                 },
             },

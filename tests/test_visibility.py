@@ -174,7 +174,15 @@ def test_hiding_asks_cloudfront_to_forget_the_images_two_folders(aws):
             {
                 "DistributionId": DISTRIBUTION_ID,
                 "InvalidationBatch": {
-                    "Paths": {"Quantity": 2, "Items": [f"/optimized/{record.id}/*", f"/thumbs/{record.id}/*"]},
+                    "Paths": {
+                        "Quantity": 4,
+                        "Items": [
+                            f"/api/images/{record.id}",
+                            f"/images/{record.id}/",
+                            f"/optimized/{record.id}/*",
+                            f"/thumbs/{record.id}/*",
+                        ],
+                    },
                     "CallerReference": ANY,
                 },
             },
