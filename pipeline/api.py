@@ -190,11 +190,12 @@ def _srcsets(sources: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def get_document(store: ImageStore, settings: Settings, image_id: str) -> dict[str, Any]:
-    """One image in any status (clients poll while it processes); hidden images do not exist publicly."""
+    """One image in any status (clients poll while it processes); hidden images and images in the trash do not
+    exist publicly."""
     if not keys.is_image_id(image_id):
         raise ApiError(400, "invalid_id", f"{image_id!r} is not an image id (26 characters a-z, 2-7)")
     record = store.get(image_id)
-    if record is None or record.hidden:
+    if record is None or record.files_hidden:
         raise not_found(image_id)
     return image_document(record, settings)
 

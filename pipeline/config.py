@@ -17,6 +17,8 @@ DEFAULT_SECRET = "local-only-pipeline-secret-change-me"  # noqa: S105 (local def
 DEFAULT_CORS_ORIGINS = ("http://127.0.0.1:8000", "http://localhost:8000")
 # Shorter secrets are refused where a deployment starts (Django in production, the Lambdas on AWS).
 MIN_SECRET_LENGTH = 32
+# A trash that keeps images longer than this is an archive, not a trash.
+MAX_TRASH_DAYS = 3650
 
 
 class ConfigError(ValueError):
@@ -74,6 +76,9 @@ class Settings:
     upload_ttl_seconds: int = 24 * 3600
     # Presigned POST policies expire after this many seconds.
     upload_expiry_seconds: int = 600
+    # An image deleted in the admin stays in the trash, restorable, this many days; then the purge removes it.
+    # The date is fixed in the record when it is trashed (pipeline.trash), so only who trashes reads this.
+    trash_retention_days: int = 30
     imaging: ImagingSettings = field(default_factory=ImagingSettings)
     # Origins the read API answers CORS requests from; empty means no CORS headers at all.
     cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
@@ -127,6 +132,7 @@ class Settings:
             secret=env.get("PIPELINE_SECRET", DEFAULT_SECRET),
             upload_ttl_seconds=_int(env, "UPLOAD_TTL_SECONDS", cls.upload_ttl_seconds),
             upload_expiry_seconds=_int(env, "UPLOAD_EXPIRY_SECONDS", cls.upload_expiry_seconds),
+            trash_retention_days=_int(env, "TRASH_RETENTION_DAYS", cls.trash_retention_days, 1, MAX_TRASH_DAYS),
             imaging=imaging,
             cors_origins=_origins(env, "API_CORS_ORIGINS", DEFAULT_CORS_ORIGINS),
             max_receive_count=_int(env, "MAX_RECEIVE_COUNT", cls.max_receive_count),

@@ -77,6 +77,7 @@ class Reason(StrEnum):
     DUPLICATE = "Duplicate"
     SUPERSEDED = "Superseded"
     NO_RECORD = "NoRecord"
+    DELETED = "Deleted"  # the record is in the trash (pipeline.trash): no event brings it back
 
 
 @dataclass(frozen=True)
@@ -284,6 +285,11 @@ class _Job:
                 detail = f"no record for {event.key!r}: the image was deleted; a re-used upload form is not processed"
                 return self.outcome(Result.SKIPPED, Reason.NO_RECORD, detail)
             return None
+        if current.in_trash:
+            # A re-used upload form (M3), a restored raw object or a reprocess touch that raced the delete: the
+            # image stays in the trash until staff restore it (which starts processing again if it was unfinished).
+            detail = f"image {self.image_id} is in the trash (deleted {current.deleted_at}); the event is not processed"
+            return self.outcome(Result.SKIPPED, Reason.DELETED, detail)
         if current.raw_key != event.key:
             # Sequencers only order events of one key; another key under this id cannot take the record over.
             detail = f"image {self.image_id} belongs to {current.raw_key!r}, not {event.key!r}"

@@ -6,8 +6,10 @@ from ``TABLE_SCHEMA``, and a test fails if the template drifts from it):
 =========================  ================  ===============  =============================================
 item                       pk                sk               index attributes
 =========================  ================  ===============  =============================================
-the image                  ``IMAGE#<id>``    ``IMAGE``        ``entity``/``created_sk`` (once it arrived),
-                                                              ``status_pk``/``created_sk`` (by status),
+the image                  ``IMAGE#<id>``    ``IMAGE``        ``entity``/``created_sk`` (once it arrived,
+                                                              not while in the trash),
+                                                              ``status_pk``/``created_sk`` (by status, the
+                                                              trash as ``status_pk=deleted``),
                                                               ``listed_pk=ALL``/``created_sk`` while public
 a tag of a public image    ``IMAGE#<id>``    ``TAG#<tag>``    ``listed_pk=TAG#<tag>``/``created_sk``
 =========================  ================  ===============  =============================================
@@ -17,9 +19,14 @@ newest first with ``ScanIndexForward=False``, never a Scan:
 
 * ``Listed`` (sparse: only ready, visible images and their tag items) serves the gallery and the public API,
   with or without a tag, one Query a page and no filter that could leave a page short;
-* ``ByStatus`` serves the admin's status filter (``failed`` images together), ``ByEntity`` its full list:
-  every image whose file arrived. Upload forms that were handed out but never used (``uploading``, expiring
-  through TTL) stay out of it and are found under their status.
+* ``ByStatus`` serves the admin's status filter (``failed`` images together) and the trash (``deleted``: the
+  admin's "Trash" and the purge, pipeline.trash), ``ByEntity`` its full list: every image whose file arrived
+  and that is not in the trash. Upload forms that were handed out but never used (``uploading``, expiring
+  through TTL) and trashed images stay out of it and are found under their status.
+
+An image in the trash (``deleted``) keeps its item, with ``deleted_at``, ``deleted_by``, the status it had
+(``status_before_delete``) and when the purge may remove it (``purge_after``, fixed when it was trashed); it has
+no TTL (the purge deletes its files first, then the item) and no tag items.
 
 Items also carry ``search_text`` (title and file name in lower case), which the admin's search filters on.
 Tag items carry a copy of the image's attributes (the index projects everything), so a tag page is one
@@ -57,6 +64,11 @@ class Status(StrEnum):
     PROCESSING = "processing"
     READY = "ready"
     FAILED = "failed"
+    DELETED = "deleted"  # in the trash: listed nowhere, files under hidden/, restorable until purged
+
+
+class InTrash(ValueError):
+    """The image is in the trash: it cannot be edited, hidden, shown or reprocessed until it is restored."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,14 @@ class ImageRecord:
     revision: int = 0
     # Epoch seconds; set only while ``uploading`` so abandoned uploads vanish through DynamoDB TTL.
     expires_at: int | None = None
+    # In the trash (status ``deleted``): when and by whom, the status to restore, and from when the purge may
+    # remove it (ISO times like ``created_at``). ``purge_started_at`` is set by the purge before it deletes
+    # anything, so that a restore can never bring back an image whose files are being deleted.
+    deleted_at: str | None = None
+    deleted_by: str | None = None
+    status_before_delete: Status | None = None
+    purge_after: str | None = None
+    purge_started_at: str | None = None
 
     # -- state changes (pure: each returns a new record) -------------------------------------------
 
@@ -140,6 +160,33 @@ class ImageRecord:
             expires_at=self.expires_at if status is Status.UPLOADING else None,
         )
 
+    def to_trash(self, *, by: str, at: str, purge_after: str) -> ImageRecord:
+        """In the trash: status ``deleted``, out of every listing; title, tags, owner, renditions and the failure
+        reason are kept for the restore."""
+        trashed = self.with_status(Status.DELETED, reason=f"moved to the trash by {by}", at=at)
+        return trashed.replace(
+            failure_reason=self.failure_reason,
+            deleted_at=at,
+            deleted_by=by,
+            status_before_delete=self.status,
+            purge_after=purge_after,
+            purge_started_at=None,
+        )
+
+    def from_trash(self, *, by: str, at: str, expires_at: int | None = None) -> ImageRecord:
+        """Back from the trash with the status it had (``expires_at``: the TTL an ``uploading`` one gets again)."""
+        previous = self.status_before_delete or Status.FAILED
+        restored = self.with_status(previous, reason=f"restored from the trash by {by}", at=at)
+        return restored.replace(
+            failure_reason=self.failure_reason if previous is Status.FAILED else None,
+            expires_at=expires_at if previous is Status.UPLOADING else None,
+            deleted_at=None,
+            deleted_by=None,
+            status_before_delete=None,
+            purge_after=None,
+            purge_started_at=None,
+        )
+
     def replace(self, **changes: Any) -> ImageRecord:
         return dataclasses.replace(self, **changes)
 
@@ -147,6 +194,17 @@ class ImageRecord:
     def listed(self) -> bool:
         """Whether the gallery and the public API list this image."""
         return self.status is Status.READY and not self.hidden
+
+    @property
+    def in_trash(self) -> bool:
+        return self.status is Status.DELETED
+
+    @property
+    def files_hidden(self) -> bool:
+        """Whether its renditions belong under hidden/, out of the CDN's reach: hidden by staff, or in the trash.
+
+        ``hidden`` itself is left as staff set it, so a restored image goes back to where it was."""
+        return self.hidden or self.in_trash
 
     def rendition(self, name: str, fmt: str, *, at_least: int = 0) -> Rendition | None:
         """The narrowest rendition of family ``name`` in ``fmt`` at least ``at_least`` px wide, else the widest."""
@@ -163,7 +221,7 @@ class ImageRecord:
         """The image item, followed by one item per tag while the image is listed."""
         body = _attributes(self)
         main = {"pk": image_pk(self.id), "sk": IMAGE_SK, "status_pk": self.status.value, **body}
-        if self.status is not Status.UPLOADING:
+        if self.status not in (Status.UPLOADING, Status.DELETED):
             main["entity"] = ENTITY_IMAGE
         if not self.listed:
             return [main]
@@ -178,6 +236,8 @@ class ImageRecord:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in item.items() if k in names}
         values["status"] = Status(values["status"])
+        if values.get("status_before_delete"):
+            values["status_before_delete"] = Status(values["status_before_delete"])
         values["renditions"] = tuple(
             Rendition(
                 name=r["name"],

@@ -8,8 +8,9 @@ For a deployed stack (credentials and the stack's settings in the environment, a
 
 It walks the ByEntity index (every image whose upload arrived) or, with ``--status``, the ByStatus index, one
 Query page at a time (never a Scan), touches at most ``--rate`` originals a second, prints one line per image and
-a summary, and exits 1 if any touch failed. An image whose original is gone is reported and skipped. The
-admin's "Reprocess every image matching this filter" uses the same loop (``touch_all``).
+a summary, and exits 1 if any touch failed. An image whose original is gone is reported and skipped; so is an
+image in the trash (restore it first: the processor would skip its event anyway). The admin's "Reprocess every
+image matching this filter" uses the same loop (``touch_all``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pipeline.store import Aws, ImageStore, ObjectMissing, ObjectStore
 DEFAULT_RATE: Final = 5.0
 # Items per Query while walking an index (DynamoDB returns at most 1 MB a page anyway).
 PAGE_SIZE: Final = 100
+IN_TRASH: Final = "in trash"
 
 
 class Throttle:
@@ -58,7 +60,8 @@ class Throttle:
 
 @dataclass(frozen=True)
 class Result:
-    """What happened to one image: ``touched``, ``would touch`` (dry run), ``missing`` (no original) or ``failed``."""
+    """What happened to one image: ``touched``, ``would touch`` (dry run), ``missing`` (no original), ``in trash``
+    (skipped) or ``failed``."""
 
     image_id: str
     raw_key: str
@@ -74,11 +77,12 @@ class Summary:
     touched: list[str] = field(default_factory=list)
     would_touch: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    in_trash: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def seen(self) -> int:
-        return len(self.touched) + len(self.would_touch) + len(self.missing) + len(self.failed)
+        return len(self.touched) + len(self.would_touch) + len(self.missing) + len(self.in_trash) + len(self.failed)
 
     def add(self, result: Result) -> None:
         if result.outcome == "touched":
@@ -87,14 +91,17 @@ class Summary:
             self.would_touch.append(result.image_id)
         elif result.outcome == "missing":
             self.missing.append(result.image_id)
+        elif result.outcome == IN_TRASH:
+            self.in_trash.append(result.image_id)
         else:
             self.failed.append((result.image_id, result.detail))
 
     def text(self) -> str:
         done = f"{len(self.would_touch)} would be touched" if self.would_touch else f"{len(self.touched)} touched"
+        trashed = f", {len(self.in_trash)} in the trash (skipped)" if self.in_trash else ""
         return (
             f"{self.seen} image{'s' if self.seen != 1 else ''}: {done}, {len(self.missing)} with the original "
-            f"missing, {len(self.failed)} failed"
+            f"missing{trashed}, {len(self.failed)} failed"
         )
 
 
@@ -134,11 +141,14 @@ def touch_all(
 ) -> Summary:
     """Touch each image's original (ObjectStore.touch), throttled; one image's failure does not stop the rest.
 
-    A dry run only checks that each original is there (HEAD) and touches nothing.
+    A dry run only checks that each original is there (HEAD) and touches nothing. An image in the trash is
+    skipped: it stays there until staff restore it.
     """
     summary = Summary()
     for record in found:
-        if dry_run:
+        if record.in_trash:
+            result = Result(record.id, record.raw_key, IN_TRASH, "restore it from the trash first")
+        elif dry_run:
             present = objects.exists(record.raw_key)
             result = Result(record.id, record.raw_key, "would touch" if present else "missing")
         else:
@@ -171,7 +181,11 @@ def main(
         "ordinary upload event). Reads IMAGE_BUCKET, IMAGE_TABLE, AWS_REGION and credentials from the environment.",
     )
     parser.add_argument("--all", action="store_true", required=True, help="required: yes, every matching image")
-    parser.add_argument("--status", choices=[s.value for s in Status], help="only images with this status")
+    parser.add_argument(
+        "--status",
+        choices=[s.value for s in Status if s is not Status.DELETED],
+        help="only images with this status (images in the trash are never reprocessed)",
+    )
     parser.add_argument(
         "--rate", type=float, default=DEFAULT_RATE, help=f"touches per second at most (default {DEFAULT_RATE:g})"
     )

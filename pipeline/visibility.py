@@ -1,5 +1,6 @@
 """Where an image's rendition files sit: under public/ (served by the CDN) while it is visible, under hidden/ while
-it is hidden; and removing every one of them when the image is deleted.
+it is hidden or in the trash (``ImageRecord.files_hidden``); and removing every one of them when the image is
+deleted for good (pipeline.trash).
 
 The record is the truth about where the files are: ``ImageRecord.renditions`` names every key. Moving is
 copy -> point the record at the copies -> delete the originals -> invalidate the CDN, so at every moment the
@@ -22,7 +23,7 @@ import dataclasses
 from typing import Final
 
 from pipeline import keys, records
-from pipeline.records import ImageRecord
+from pipeline.records import ImageRecord, InTrash
 from pipeline.store import Cdn, ImageStore, ObjectMissing, ObjectStore, StoreError
 
 # A move that finds the record changed under it starts over this many times before giving up.
@@ -41,17 +42,17 @@ def side_key(key: str, *, hidden: bool) -> str:
 def settle(
     images: ImageStore, objects: ObjectStore, cdn: Cdn, image_id: str, *, invalidate: bool = False
 ) -> ImageRecord | None:
-    """Make the rendition objects match ``record.hidden``; returns the record as it now is (None if it is gone).
+    """Make the rendition objects match ``record.files_hidden``; returns the record as it now is (None if gone).
 
     The CDN paths are invalidated when a public object was removed, and with ``invalidate`` whenever the image
-    ends hidden (a re-run after a crash between the deletes and the invalidation has nothing left to remove).
+    ends off the CDN (a re-run after a crash between the deletes and the invalidation has nothing left to remove).
     Idempotent: with nothing to move and nothing left over it reads the record, lists two folders and returns.
     """
     for _ in range(MAX_SETTLE_ROUNDS):
         record = images.get(image_id, consistent=True)
         if record is None:
             return None
-        moves = {r.key: side_key(r.key, hidden=record.hidden) for r in record.renditions}
+        moves = {r.key: side_key(r.key, hidden=record.files_hidden) for r in record.renditions}
         moves = {source: dest for source, dest in moves.items() if source != dest}
         if moves:
             moved = _move(images, objects, record, moves)
@@ -59,19 +60,24 @@ def settle(
                 continue  # the record changed while we copied: start over from what it says now
             record = moved
         removed_public = _remove_twins(objects, record)
-        if removed_public or (invalidate and record.hidden):
+        if removed_public or (invalidate and record.files_hidden):
             cdn.invalidate(keys.cdn_invalidation_paths(record.id))
         return record
     raise SettleFailed(
         f"image {image_id} kept changing while its renditions were being moved to "
-        f"{'hidden/' if record and record.hidden else 'public/'}; run it again"
+        f"{'hidden/' if record and record.files_hidden else 'public/'}; run it again"
     )
 
 
 def set_hidden(images: ImageStore, objects: ObjectStore, cdn: Cdn, image_id: str, hidden: bool) -> ImageRecord | None:
-    """Hide or show an image: the flag first (the record leaves or joins the Listed index at once), then the files."""
+    """Hide or show an image: the flag first (the record leaves or joins the Listed index at once), then the files.
+
+    InTrash for an image in the trash: restore it first.
+    """
 
     def flip(current: ImageRecord | None) -> ImageRecord | None:
+        if current is not None and current.in_trash:
+            raise InTrash(f"image {image_id} is in the trash: restore it first, then hide or show it")
         if current is None or current.hidden == hidden:
             return None
         return current.replace(hidden=hidden, updated_at=records.now_iso())
@@ -148,7 +154,7 @@ def _remove_twins(objects: ObjectStore, record: ImageRecord) -> bool:
     Only twins of keys the record names are touched: a processor run may be writing a new version into the
     image's folders right now, and those files are not ours to delete.
     """
-    twins = {side_key(r.key, hidden=not record.hidden) for r in record.renditions}
+    twins = {side_key(r.key, hidden=not record.files_hidden) for r in record.renditions}
     if not twins:
         return False
     present = {key for prefix in _wrong_side_prefixes(record) for key in objects.list_keys(prefix)}
@@ -158,9 +164,9 @@ def _remove_twins(objects: ObjectStore, record: ImageRecord) -> bool:
     stale = sorted(twins & present)
     if stale:
         objects.delete(stale)
-    return bool(stale) and record.hidden
+    return bool(stale) and record.files_hidden
 
 
 def _wrong_side_prefixes(record: ImageRecord) -> tuple[str, ...]:
-    wrong = keys.PUBLIC_PREFIX if record.hidden else keys.HIDDEN_PREFIX
+    wrong = keys.PUBLIC_PREFIX if record.files_hidden else keys.HIDDEN_PREFIX
     return tuple(prefix for prefix in keys.image_rendition_prefixes(record.id) if prefix.startswith(wrong))

@@ -388,6 +388,16 @@ def test_hidden_image_is_not_found(store):
     assert (answer.status, answer.json["error"]["code"]) == (404, "not_found")
 
 
+def test_an_image_in_the_trash_is_not_found_and_not_listed(store):
+    record = store.create(ready_record(1, tags=("beach",)).to_trash(by="root", at=records.now_iso(), purge_after="x"))
+
+    answer = get(f"/images/{record.id}")
+
+    assert (answer.status, answer.json["error"]["code"]) == (404, "not_found")
+    assert get("/images").json["items"] == []
+    assert get("/images", query={"tag": "beach"}).json["items"] == []
+
+
 # -- errors -------------------------------------------------------------------------------------------------
 
 

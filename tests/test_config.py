@@ -34,6 +34,8 @@ def test_widths_are_read_sorted_and_without_repeats():
         ("LADDER_WIDTHS", "320,10000", "from 16 to 8192 pixels"),
         ("AVIF_RENDITIONS", "maybe", "AVIF_RENDITIONS must be one of"),
         ("AVIF_SPEED", "11", "AVIF_SPEED must be between 0 and 10"),
+        ("TRASH_RETENTION_DAYS", "0", "TRASH_RETENTION_DAYS must be between 1 and 3650"),
+        ("TRASH_RETENTION_DAYS", "a month", "TRASH_RETENTION_DAYS must be a whole number"),
     ],
 )
 def test_a_malformed_setting_is_refused_with_its_name(name, value, says):
@@ -43,3 +45,8 @@ def test_a_malformed_setting_is_refused_with_its_name(name, value, says):
 
 def test_an_empty_list_means_the_default():
     assert Settings.from_env({"LADDER_WIDTHS": " "}).imaging.ladder_widths == ImagingSettings.ladder_widths
+
+
+def test_the_trash_keeps_images_30_days_unless_told_otherwise():
+    assert Settings.from_env({}).trash_retention_days == 30
+    assert Settings.from_env({"TRASH_RETENTION_DAYS": "7"}).trash_retention_days == 7

@@ -22,10 +22,11 @@ from lambda_context import FakeLambdaContext
 from PIL import Image, ImageChops, ImageStat
 
 from lambdas.image_processor import handler as processor_lambda
-from pipeline import keys, processing, records, reprocess
+from pipeline import keys, processing, records, reprocess, trash
 from pipeline.processing import ImageProcessor
 from pipeline.records import ImageRecord, Status
-from pipeline.store import IMMUTABLE_CACHE_CONTROL
+from pipeline.store import IMMUTABLE_CACHE_CONTROL, NoCdnCache
+from reliability.faults import FailOnce
 
 GPS_IFD = 0x8825
 
@@ -895,6 +896,73 @@ def test_a_deleted_form_upload_posted_again_does_not_come_back_as_a_public_image
 
     assert images.get(created.id) is None
     assert public_keys(aws, pipeline_settings) == []
+
+
+# -- the trash: no event brings a trashed image back -----------------------------------------------------------
+
+
+def _trash(aws, image_id: str) -> ImageRecord:
+    return trash.trash(aws.image_store(), aws.object_store(), NoCdnCache(), image_id, by="root", retention_days=30)
+
+
+def _files(aws, settings, prefix: str) -> list[str]:
+    listing = aws.s3.list_objects_v2(Bucket=settings.bucket, Prefix=prefix)
+    return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+def _skip_reasons(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The ``reason`` of the handler's "skipped" log lines (Powertools passes the fields as the record's extras)."""
+    return [record.reason for record in caplog.records if getattr(record, "outcome", None) == "skipped"]
+
+
+def test_a_trashed_form_upload_posted_again_stays_in_the_trash(events, aws, pipeline_settings, caplog):
+    # Review M3 with the trash: the presigned POST is used again (it works until it expires) after the admin's delete.
+    created = _django_upload(aws, "mine.jpg", title="Mine")
+    deliver(events.put(created.raw_key, PHOTOS / "Canon_40D.jpg"), events)
+    in_trash = _trash(aws, created.id)
+    caplog.clear()
+
+    deliver(events.put(created.raw_key, PHOTOS / "DSCN0010.jpg"), events)
+
+    assert aws.image_store().get(created.id) == in_trash  # not even claimed: same revision, same files
+    assert public_keys(aws, pipeline_settings) == []
+    assert _files(aws, pipeline_settings, keys.HIDDEN_PREFIX) == sorted(r.key for r in in_trash.renditions)
+    assert _skip_reasons(caplog) == [processing.Reason.DELETED.value]
+
+
+def test_a_restored_raw_object_does_not_bring_a_trashed_image_back(events, aws, pipeline_settings):
+    deliver(events.put("raw/holiday/beach.jpg", PHOTOS / "Canon_40D.jpg"), events)  # `aws s3 cp`: id from the key
+    image_id = keys.image_id_for_raw_key("raw/holiday/beach.jpg", pipeline_settings.secret)
+    in_trash = _trash(aws, image_id)
+
+    # An old version copied back (docs/trash.md), or the same file uploaded again: a new ObjectCreated event.
+    deliver(events.put("raw/holiday/beach.jpg", PHOTOS / "Canon_40D.jpg"), events)
+
+    record = aws.image_store().get(image_id)
+    assert (record.status, record.revision) == (Status.DELETED, in_trash.revision)
+    assert public_keys(aws, pipeline_settings) == []
+
+
+def test_an_image_trashed_while_it_is_processed_ends_in_the_trash_with_no_file_of_that_run(
+    events, aws, pipeline_settings, monkeypatch
+):
+    deliver(events.put("raw/busy.jpg", PHOTOS / "DSCN0010.jpg"), events)
+    image_id = keys.image_id_for_raw_key("raw/busy.jpg", pipeline_settings.secret)
+    objects = processor_lambda.processor.objects
+    read = objects.read
+
+    def trashed_meanwhile(key: str, **options: Any) -> bytes:
+        _trash(aws, image_id)  # staff delete it after the processor claimed it, before it writes
+        return read(key, **options)
+
+    monkeypatch.setattr(objects, "read", trashed_meanwhile)
+    deliver(events.put("raw/busy.jpg", PHOTOS / "Canon_40D.jpg"), events)
+
+    record = aws.image_store().get(image_id, consistent=True)
+    assert record.status is Status.DELETED
+    assert record.status_before_delete is Status.PROCESSING
+    assert public_keys(aws, pipeline_settings) == []
+    assert _files(aws, pipeline_settings, keys.HIDDEN_PREFIX) == sorted(r.key for r in record.renditions)
 
 
 def test_an_upload_without_a_form_still_starts_its_own_record(events, aws, pipeline_settings):

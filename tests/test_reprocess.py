@@ -10,8 +10,9 @@ import pytest
 from conftest import ROOT
 from test_visibility import stored_image
 
-from pipeline import reprocess
+from pipeline import reprocess, trash
 from pipeline.records import Status
+from pipeline.store import NoCdnCache
 
 
 class FakeClock:
@@ -159,3 +160,44 @@ def test_the_command_runs_as_a_module():
     )
     assert result.returncode == 0, result.stderr
     assert "--legacy-only" in result.stdout
+
+
+# -- the trash ----------------------------------------------------------------------------------------------------
+
+
+def trashed(aws, record):
+    return trash.trash(aws.image_store(), aws.object_store(), NoCdnCache(), record.id, by="root", retention_days=30)
+
+
+def test_images_in_the_trash_are_never_touched(aws):
+    kept = stored_image(aws, n=1)
+    in_trash = trashed(aws, stored_image(aws, n=2))
+
+    code, out = run(aws)
+
+    assert code == 0
+    assert touched(aws, kept)
+    assert not touched(aws, in_trash)
+    assert in_trash.id not in out  # the walk's index (ByEntity) does not hold the trash
+
+
+def test_a_trashed_image_handed_to_the_loop_is_skipped_and_said_so(aws):
+    in_trash = trashed(aws, stored_image(aws))
+    lines: list[str] = []
+
+    summary = reprocess.touch_all(
+        aws.object_store(), [in_trash], throttle=reprocess.Throttle(1000), report=lambda r: lines.append(r.line())
+    )
+
+    assert summary.in_trash == [in_trash.id]
+    assert summary.touched == []
+    assert not touched(aws, in_trash)
+    assert lines == [f"in trash     {in_trash.id} {in_trash.raw_key}  (restore it from the trash first)"]
+    assert "1 in the trash (skipped)" in summary.text()
+
+
+def test_the_trash_is_not_a_status_to_reprocess(aws):
+    with pytest.raises(SystemExit) as stopped:
+        reprocess.main(["--all", "--status", "deleted"], aws=aws, out=io.StringIO())
+
+    assert stopped.value.code == 2

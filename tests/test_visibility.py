@@ -11,8 +11,8 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from local_stack.cdn import CdnServer
-from pipeline import keys, records, visibility
-from pipeline.records import ImageRecord, Rendition, Status
+from pipeline import keys, records, trash, visibility
+from pipeline.records import ImageRecord, InTrash, Rendition, Status
 from pipeline.store import IMMUTABLE_CACHE_CONTROL, Aws, NoCdnCache, ObjectStore
 
 DISTRIBUTION_ID = "E2EXAMPLE7TEST"
@@ -345,3 +345,14 @@ def test_copy_of_a_missing_object_says_which(aws):
 
     with pytest.raises(ObjectMissing, match="public/nothing-here"):
         aws.object_store().copy("public/nothing-here", "hidden/nothing-here")
+
+
+def test_hiding_or_showing_an_image_in_the_trash_is_refused(aws):
+    record = stored_image(aws)
+    trash.trash(aws.image_store(), aws.object_store(), NoCdnCache(), record.id, by="root", retention_days=30)
+
+    for hidden in (True, False):
+        with pytest.raises(InTrash, match="is in the trash: restore it first"):
+            visibility.set_hidden(aws.image_store(), aws.object_store(), NoCdnCache(), record.id, hidden)
+
+    assert aws.image_store().get(record.id).hidden is False
