@@ -37,6 +37,7 @@ from typing import Any, Final
 import boto3
 
 from local_stack.config import DUMMY_CREDENTIALS, ROOT
+from local_stack.front_door import STATS_PATH
 from local_stack.template import read_stack_names
 
 REGION: Final = "us-east-1"
@@ -67,7 +68,7 @@ class Stack:
 @contextmanager
 def local_stack(state_dir: Path) -> Iterator[Stack]:
     """``python -m local_stack`` as a child, on free ports; Ctrl-C (SIGINT) when done, as in a terminal."""
-    ports = {name: free_port() for name in ("LOCAL_AWS_PORT", "LOCAL_WEB_PORT", "LOCAL_CDN_PORT")}
+    ports = {name: free_port() for name in ("LOCAL_AWS_PORT", "LOCAL_WEB_PORT", "LOCAL_DJANGO_PORT")}
     env = {**os.environ, "LOCAL_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1", **map_str(ports)}
     for name in ("IMAGE_BUCKET", "IMAGE_TABLE", "CDN_URL", "LOCAL_AWS"):
         env.pop(name, None)
@@ -84,7 +85,8 @@ def local_stack(state_dir: Path) -> Iterator[Stack]:
             if process.poll() is not None:
                 raise SystemExit(f"the local stack exited with {process.returncode}; see {log_path}")
             try:
-                with urllib.request.urlopen(web_url + "/", timeout=2):  # noqa: S310 (our own http URL)
+                # The front door's stats, not the gallery: waiting must not leave an empty gallery in its cache.
+                with urllib.request.urlopen(web_url + STATS_PATH, timeout=2):  # noqa: S310 (our own http URL)
                     break
             except OSError:
                 if time.monotonic() > deadline:

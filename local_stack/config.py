@@ -23,8 +23,11 @@ class LocalConfig:
     # False (LOCAL_AWS=0) runs only Django, against whatever AWS the environment names.
     emulate_aws: bool = True
     aws_port: int = 4566
+    # The site: the front door (local_stack.front_door) serves pages, /api/ and images on this one port, as
+    # CloudFront serves them on one domain.
     web_port: int = 8000
-    cdn_port: int = 8001
+    # Django itself, the front door's origin (what API Gateway and Zappa are in AWS); open it to bypass the cache.
+    django_port: int = 8001
     state_dir: Path = ROOT / ".local"
     # Seconds between snapshots of the emulator's bucket and table (a kill -9 loses at most this much).
     snapshot_seconds: int = 30
@@ -41,7 +44,7 @@ class LocalConfig:
             emulate_aws=_flag(env, "LOCAL_AWS", default=True),
             aws_port=_port(env, "LOCAL_AWS_PORT", cls.aws_port),
             web_port=_port(env, "LOCAL_WEB_PORT", cls.web_port),
-            cdn_port=_port(env, "LOCAL_CDN_PORT", cls.cdn_port),
+            django_port=_port(env, "LOCAL_DJANGO_PORT", cls.django_port),
             state_dir=state_dir if state_dir.is_absolute() else ROOT / state_dir,
             snapshot_seconds=_whole(env, "LOCAL_SNAPSHOT_SECONDS", cls.snapshot_seconds),
             visibility_timeout_seconds=_whole(env, "LOCAL_VISIBILITY_TIMEOUT", cls.visibility_timeout_seconds),
@@ -58,12 +61,12 @@ class LocalConfig:
         return f"http://{LOCALHOST}:{self.web_port}"
 
     @property
-    def cdn_url(self) -> str:
-        return f"http://{LOCALHOST}:{self.cdn_port}"
+    def django_url(self) -> str:
+        return f"http://{LOCALHOST}:{self.django_port}"
 
     @property
     def web_origins(self) -> tuple[str, ...]:
-        """The origins a browser shows the gallery under (bucket CORS and the API allow both)."""
+        """The origins a browser shows the site under (bucket CORS, the API's CORS and Django's CSRF allow both)."""
         return (self.web_url, f"http://localhost:{self.web_port}")
 
 

@@ -1,7 +1,8 @@
 """Start everything, print where it is, stop everything on Ctrl-C (or SIGTERM) with the state saved.
 
-Order matters both ways. Up: emulator, resources, restore, S3 -> SQS wiring, worker, CDN, Django.
-Down: Django (no new uploads), worker (finishes its batch), final snapshot (queues included), CDN, emulator.
+Order matters both ways. Up: emulator, resources, restore, S3 -> SQS wiring, the front door's port, worker, Django,
+then the front door serves. Down: Django (no new uploads), worker (finishes its batch, whose invalidations still reach
+the front door), front door, final snapshot (queues included), emulator.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from local_stack import emulator as aws
-from local_stack.cdn import CdnServer
+from local_stack import front_door
 from local_stack.config import DUMMY_CREDENTIALS, LOCALHOST, LocalConfig
 from local_stack.lambda_runtime import FunctionSettings, QueueWorker
 from local_stack.snapshot import Snapshot
@@ -34,6 +35,7 @@ _DROPPED_PREFIXES = ("AWS_ENDPOINT_URL",)
 _DROPPED = {"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "DJANGO_ENV", "DEBUG"}
 # What `LOCAL_AWS=0` needs to find the real resources (the rest has working defaults).
 REAL_AWS_REQUIRED = ("IMAGE_BUCKET", "IMAGE_TABLE", "CDN_URL")
+FRONT_DOOR_NOTE = "   (one front door for pages, the API and images, caching as CloudFront will)"
 
 
 def local_environment(base: Mapping[str, str], config: LocalConfig, names: StackNames) -> dict[str, str]:
@@ -54,8 +56,13 @@ def local_environment(base: Mapping[str, str], config: LocalConfig, names: Stack
         IMAGE_BUCKET=settings.bucket,
         IMAGE_TABLE=settings.table,
         PIPELINE_SECRET=settings.secret,
-        CDN_URL=config.cdn_url,
+        # One site: pages, /api/ and images all come through the front door, as through the one distribution.
+        CDN_URL=config.web_url,
+        CSRF_TRUSTED_ORIGINS=",".join(config.web_origins),
         API_CORS_ORIGINS=",".join(config.web_origins),
+        # Hide, delete and the trash invalidate through the app's own CloudFrontCdn; the front door answers.
+        CDN_DISTRIBUTION_ID=front_door.DISTRIBUTION_ID,
+        AWS_ENDPOINT_URL_CLOUDFRONT=config.web_url + front_door.CLOUDFRONT_API_PREFIX,
         DATABASE_URL=f"sqlite:///{config.state_dir / 'db.sqlite3'}",
         MAX_RECEIVE_COUNT=str(names.max_receive_count),
     )
@@ -82,12 +89,13 @@ def _run_on_emulator(config: LocalConfig, environ: Mapping[str, str], stopping: 
     names = dataclasses.replace(template_names, bucket=settings.bucket, table=settings.table)
     for port, variable in (
         (config.aws_port, "LOCAL_AWS_PORT"),
-        (config.cdn_port, "LOCAL_CDN_PORT"),
+        (config.django_port, "LOCAL_DJANGO_PORT"),
         (config.web_port, "LOCAL_WEB_PORT"),
     ):
         _require_free(port, variable)
     config.state_dir.mkdir(parents=True, exist_ok=True)
     handler = _processor_handler()
+    api_handler = _api_handler()
 
     with contextlib.ExitStack() as running:
         emulator = aws.Emulator(config.aws_port, settings.region)
@@ -111,9 +119,15 @@ def _run_on_emulator(config: LocalConfig, environ: Mapping[str, str], stopping: 
         aws.connect_uploads(emulator, resources)
         requeued = snapshot.restore_messages(resources.queue_urls)
 
-        cdn = CdnServer(config.cdn_port, emulator.client("s3"), names.bucket)
-        cdn.start()
-        running.callback(cdn.stop)
+        # The port is taken now, so that an invalidation sent while Django starts waits instead of failing;
+        # requests are answered once Django is ready.
+        site = front_door.FrontDoorServer(
+            config.web_port,
+            front_door.local_front_door(
+                config.django_url, emulator.client("s3"), names.bucket, api_handler, settings.region
+            ),
+        )
+        running.callback(site.stop)
         function = FunctionSettings.processor(names, settings.region)
         worker = QueueWorker(
             emulator.client("sqs"), resources.queue_url, resources.queue_arn, settings.region, handler, function
@@ -132,11 +146,12 @@ def _run_on_emulator(config: LocalConfig, environ: Mapping[str, str], stopping: 
         running.callback(periodic.stop)
 
         login = admin_login(config)
-        web = DjangoServer(config.web_port, env, login)
+        web = DjangoServer(config.django_port, env, login)
         web.start()
         running.callback(web.stop)
         if not web.wait_until_ready(stopping):
             return 0
+        site.start()
         log.info(
             "restored %d objects, %d table items (%d expired since) and %d queued messages from %s",
             restored.objects,
@@ -199,6 +214,14 @@ def _processor_handler() -> Callable[[dict[str, Any], Any], Any]:
         from lambdas.image_processor.handler import handler
     except ImportError as error:
         raise StackError(f"cannot import the processor (lambdas/image_processor/handler.py): {error}") from error
+    return handler
+
+
+def _api_handler() -> front_door.LambdaHandler:
+    try:
+        from lambdas.image_api.handler import handler
+    except ImportError as error:
+        raise StackError(f"cannot import the read API (lambdas/image_api/handler.py): {error}") from error
     return handler
 
 
@@ -271,7 +294,7 @@ def _print_banner(
     lines = [
         "",
         "Image pipeline running locally" + (" on moto" if resources else " against real AWS") + ":",
-        f"  gallery   {web}/",
+        f"  site      {web}/" + (FRONT_DOOR_NOTE if resources else ""),
         f"  upload    {web}/upload/",
         f"  admin     {web}/admin/   ({credentials})",
         f"  API       {web}/api/images",
@@ -279,7 +302,9 @@ def _print_banner(
     if resources:
         names = resources.names
         lines += [
-            f"  CDN       {config.cdn_url}/optimized/<id>/<version>-1280.webp   (the bucket's public/ prefix)",
+            f"  images    {web}/optimized/<id>/<version>-1280.webp   (the bucket's public/ prefix)",
+            f"  cache     {web}{front_door.STATS_PATH}   (and X-Cache: Hit or Miss on every answer)",
+            f"  Django    {config.django_url}/   (the origin behind the front door, uncached)",
             f"  AWS       {config.aws_url}   (moto: bucket {names.bucket}, table {names.table}, queue {names.queue})",
             f"  try       aws --endpoint-url {config.aws_url} s3 cp photo.jpg s3://{names.bucket}/raw/",
             f"  state     {config.state_dir} (saved every {config.snapshot_seconds} s and on exit;"

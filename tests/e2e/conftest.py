@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 import pytest
 
+from local_stack.front_door import STATS_PATH
 from local_stack.template import read_stack_names
 from tests.conftest import ROOT
 
@@ -48,24 +49,26 @@ def free_port() -> int:
 
 @dataclass
 class StackProcess:
-    """One ``python -m local_stack`` child; ``start`` returns once Django answers, ``stop`` is a Ctrl-C."""
+    """One ``python -m local_stack`` child; ``start`` returns once the site answers, ``stop`` is a Ctrl-C."""
 
     state_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     aws_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
-    cdn_port: int = field(default_factory=free_port)
+    django_port: int = field(default_factory=free_port)
     admin_user: str = "e2e-admin"
     admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def web_url(self) -> str:
+        """The site: the front door, which serves pages, the API and images, and caches them like CloudFront."""
         return f"http://127.0.0.1:{self.web_port}"
 
     @property
-    def cdn_url(self) -> str:
-        return f"http://127.0.0.1:{self.cdn_port}"
+    def origin_url(self) -> str:
+        """Django itself, behind the front door: for waiting on the pipeline without a cache in between."""
+        return f"http://127.0.0.1:{self.django_port}"
 
     @property
     def aws_url(self) -> str:
@@ -85,7 +88,7 @@ class StackProcess:
             "LOCAL_STATE_DIR": str(self.state_dir),
             "LOCAL_AWS_PORT": str(self.aws_port),
             "LOCAL_WEB_PORT": str(self.web_port),
-            "LOCAL_CDN_PORT": str(self.cdn_port),
+            "LOCAL_DJANGO_PORT": str(self.django_port),
             "LOCAL_ADMIN_USER": self.admin_user,
             "LOCAL_ADMIN_PASSWORD": self.admin_password,
             "PYTHONUNBUFFERED": "1",
@@ -135,7 +138,9 @@ class StackProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"the local stack exited with {self.process.returncode}\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.web_url + "/", timeout=2):
+                # The front door answers once Django does; its own stats page is never cached, so waiting leaves no
+                # empty gallery in its cache.
+                with urllib.request.urlopen(self.web_url + STATS_PATH, timeout=2):
                     return
             except urllib.error.HTTPError:
                 return

@@ -35,7 +35,8 @@ PROCESSING_TIMEOUT_SECONDS = 120
 
 
 def listed(stack: StackProcess) -> list[str]:
-    with urllib.request.urlopen(f"{stack.web_url}/api/images?limit=100", timeout=10) as response:
+    # From Django itself: the front door keeps a listing for 30 s, and this waits on the processor.
+    with urllib.request.urlopen(f"{stack.origin_url}/api/images?limit=100", timeout=10) as response:
         return [item["id"] for item in json.load(response)["items"]]
 
 
