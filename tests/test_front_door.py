@@ -22,7 +22,7 @@ import pytest
 from test_api import http_event
 
 from lambdas.image_api import handler as image_api
-from local_stack import front_door
+from local_stack import front_door, load
 from local_stack.cdn import PublicBucket
 from local_stack.config import LocalConfig
 from local_stack.front_door import (
@@ -630,3 +630,39 @@ def test_a_hidden_images_renditions_are_gone_from_the_front_door_right_after_hid
     visibility.set_hidden(site_aws.image_store(), site_aws.object_store(), cdn, picture.id, True)
 
     assert {visitor.get(path)[0] for path in paths} == {404}
+
+
+# -- the load test -----------------------------------------------------------------------------------------------
+
+
+def test_the_load_test_counts_origin_requests_against_what_it_sent(served, door):
+    documents = [
+        {
+            "id": image_id,
+            "tags": ["beach"],
+            "optimized": f"{served.url}/optimized/{image_id}/v-1280.jpg",
+            "thumbnail": f"{served.url}/thumbs/{image_id}/v-384x288.jpg",
+            "sources": [
+                {"name": "thumb", "width": 560, "url": f"{served.url}/thumbs/{image_id}/v-560x420.webp"},
+            ],
+        }
+        for image_id in ("a", "b", "c")
+    ]
+    listing = json.dumps({"items": documents, "next": None}).encode()
+    api_headers = (("Content-Type", "application/json"), ("Cache-Control", "public, max-age=30"))
+    door.origins["api"] = answering(200, *api_headers, body=listing)
+    door.origins["bucket"] = answering(200, ("Content-Type", "image/jpeg"), ("Cache-Control", IMMUTABLE_CACHE_CONTROL))
+
+    report = load.run(served.url, requests=400, clients=8, seed=1)
+    summary = report.summary()
+
+    assert (summary["requests"], summary["errors"], summary["statuses"]) == (400, 0, {200: 400})
+    assert summary["origin_requests"] == summary["x_cache"]["Miss"] <= summary["distinct_urls"]
+    assert summary["origin_hit_ratio"] == summary["origin_requests"] / 400 < 0.1
+
+
+def test_the_load_test_refuses_to_leave_this_machine():
+    with pytest.raises(SystemExit) as refused:
+        load.main(["--url", "http://example.com"])
+
+    assert refused.value.code == 2
