@@ -192,6 +192,7 @@ def stack_parameters(target: Target, alert_email: str, app_origin: str, code_key
         "ArtifactBucket": target.artifact_bucket,
         "ProcessorCodeKey": code_keys["image-processor"],
         "ApiCodeKey": code_keys["image-api"],
+        "TrashPurgeCodeKey": code_keys["trash-purge"],
     }
     return [{"ParameterKey": key, "ParameterValue": value} for key, value in values.items()]
 

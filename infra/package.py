@@ -1,4 +1,4 @@
-"""Build the two Lambda zips (processor, read API) for the Lambda runtime: `make package` / `python -m infra.package`.
+"""Build the Lambda zips (processor, read API, trash purge) for the Lambda runtime: `make package`.
 
 Each zip holds the project's ``pipeline`` and ``lambdas`` code plus its third-party requirements as Linux wheels
 for the runtime's Python and architecture (never this machine's). boto3 is left out: the runtime ships it.
@@ -70,6 +70,13 @@ PACKAGES: Final = (
         name="image-api",
         handler_module="lambdas.image_api.handler",
         code=("pipeline", "lambdas/__init__.py", "lambdas/image_api"),
+        without=frozenset({"boto3", "pillow", "pillow-heif"}),
+    ),
+    # The daily purge of the trash (pipeline.trash): records and S3 deletes, no imaging.
+    LambdaPackage(
+        name="trash-purge",
+        handler_module="lambdas.trash_purge.handler",
+        code=("pipeline", "lambdas/__init__.py", "lambdas/trash_purge"),
         without=frozenset({"boto3", "pillow", "pillow-heif"}),
     ),
 )

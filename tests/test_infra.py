@@ -36,6 +36,7 @@ STACK_PARAMETERS = {
     "ArtifactBucket": "artifacts",
     "ProcessorCodeKey": "lambda/image-processor.zip",
     "ApiCodeKey": "lambda/image-api.zip",
+    "TrashPurgeCodeKey": "lambda/trash-purge.zip",
 }
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -188,7 +189,7 @@ def create_stack_in_moto(session: Any, stage: str) -> tuple[dict[str, str], dict
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("lambdas/__init__.py", "")
-    for key in (STACK_PARAMETERS["ProcessorCodeKey"], STACK_PARAMETERS["ApiCodeKey"]):
+    for key in (value for name, value in STACK_PARAMETERS.items() if name.endswith("CodeKey")):
         s3.put_object(Bucket=STACK_PARAMETERS["ArtifactBucket"], Key=key, Body=code.getvalue())
     cloudformation = session.client("cloudformation")
     name = deploy.stack_name(stage)
@@ -577,7 +578,7 @@ def test_every_lambda_variable_the_template_sets_is_one_the_core_reads():
     sample["CDN_DISTRIBUTION_ID"] = "E2EXAMPLE7TEST"
     sample["MAX_RECEIVE_COUNT"] = "3"
     default = Settings.from_env({})
-    for function in ("ProcessorFunction", "ApiFunction"):
+    for function in ("ProcessorFunction", "ApiFunction", "TrashPurgeFunction"):
         for name in properties(function)["Environment"]["Variables"]:
             if name.startswith("POWERTOOLS_") or name == "LOG_LEVEL":
                 continue  # read by Powertools itself
@@ -809,13 +810,13 @@ def test_uploads_are_keyed_by_content(deployment, tmp_path):
 
 def test_stack_is_created_through_a_change_set_with_the_given_parameters(deployment):
     plain_artifact_bucket(deployment)
-    for key in ("lambda/p.zip", "lambda/a.zip"):
+    for key in ("lambda/p.zip", "lambda/a.zip", "lambda/t.zip"):
         deployment.s3.put_object(Bucket=deployment.target.artifact_bucket, Key=key, Body=b"PK\x05\x06" + b"\0" * 18)
     parameters = deploy.stack_parameters(
         deployment.target,
         "ops@example.com",
         "https://gallery.example.com",
-        {"image-processor": "lambda/p.zip", "image-api": "lambda/a.zip"},
+        {"image-processor": "lambda/p.zip", "image-api": "lambda/a.zip", "trash-purge": "lambda/t.zip"},
     )
     deployment.deploy_stack(parameters)
     # moto leaves Outputs empty after a change set, so the stack is read through its resources here.
