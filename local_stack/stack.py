@@ -24,7 +24,7 @@ from local_stack.lambda_runtime import FunctionSettings, QueueWorker
 from local_stack.snapshot import Snapshot
 from local_stack.template import STAGE, StackNames, read_stack_names
 from local_stack.web import AdminLogin, DjangoServer, StackError, admin_login
-from pipeline import reprocess
+from pipeline import reprocess, trash
 from pipeline.config import Settings
 from pipeline.store import Aws
 
@@ -137,8 +137,11 @@ def _run_on_emulator(config: LocalConfig, environ: Mapping[str, str], stopping: 
         migrating = _reprocess_legacy_layout(settings)
         dynamodb = emulator.client("dynamodb")
 
+        emulated = Aws(settings)
+
         def housekeeping() -> None:
             aws.expire_items(dynamodb, names.table)
+            _purge_trash(emulated)
             snapshot.save()
 
         periodic = _Every(config.snapshot_seconds, housekeeping)
@@ -175,6 +178,18 @@ def _reprocess_legacy_layout(settings: Settings) -> int:
     if legacy:
         reprocess.touch_all(emulated.object_store(), legacy, throttle=reprocess.Throttle(50))
     return len(legacy)
+
+
+def _purge_trash(emulated: Aws) -> None:
+    """The trash's purge, which the deployed stack runs once a day (lambdas/trash_purge): here with every snapshot,
+    since it reads only the trash's own index partition. A failure is logged and tried again next time."""
+    try:
+        summary = trash.purge_expired(emulated.image_store(), emulated.object_store(), emulated.cdn())
+    except Exception:
+        log.exception("the trash purge failed; it runs again with the next snapshot")
+        return
+    if summary.purged or summary.failed:
+        log.info("trash purge: %s", summary.text())
 
 
 def _run_on_real_aws(config: LocalConfig, environ: Mapping[str, str], stopping: threading.Event) -> int:

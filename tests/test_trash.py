@@ -26,6 +26,7 @@ from test_visibility import (
 )
 
 from lambdas.trash_purge import handler as purge_lambda
+from local_stack import stack
 from pipeline import keys, records, trash
 from pipeline.records import ImageRecord, Status
 from pipeline.store import Aws, NoCdnCache
@@ -376,3 +377,16 @@ def test_the_lambda_stops_before_its_timeout_and_leaves_the_rest_for_the_next_ru
     assert answer["stopped_early"] is True
     assert answer["purged"] == []
     assert purge_env.image_store().get(due.id).status is Status.DELETED
+
+
+# -- the local stack -------------------------------------------------------------------------------------------
+
+
+def test_the_local_stacks_housekeeping_purges_the_trash(aws):
+    due = trash_it(aws, stored_image(aws, n=1), days=31)
+    fresh = trash_it(aws, stored_image(aws, n=2), days=1)
+
+    stack._purge_trash(aws)
+
+    assert gone(aws, due)
+    assert aws.image_store().get(fresh.id).status is Status.DELETED
