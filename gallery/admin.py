@@ -1,9 +1,11 @@
-"""The admin's "Images": DynamoDB records listed, edited, deleted and reprocessed with the admin's own look.
+"""The admin's "Images": DynamoDB records listed, edited, trashed, restored, deleted and reprocessed with the
+admin's own look.
 
 ``Image`` is an unmanaged stand-in model (gallery.models), so every view that would query it is replaced:
-the list is one Query per page on ByEntity/ByStatus (gallery.selectors), and edits (hide/unhide included),
-deletes and reprocessing go through gallery.services. Django's permissions still decide: view, change, delete
-and reprocess_image.
+the list is one Query per page on ByEntity/ByStatus (gallery.selectors; the trash is ByStatus=deleted), and
+edits (hide/unhide included), the trash and reprocessing go through gallery.services. Django's permissions still
+decide: view, change, delete (move to the trash and restore), purge_image (delete permanently) and
+reprocess_image.
 """
 
 from __future__ import annotations
@@ -22,14 +24,18 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from gallery import selectors, services
 from gallery.forms import ImageMetadataForm
 from gallery.models import Image
-from pipeline import api
-from pipeline.records import ImageRecord, Rendition, Status
+from pipeline import api, records, trash
+from pipeline.records import ImageRecord, InTrash, Rendition, Status
 
 ACTIONS = {
     "reprocess_selected": "Reprocess selected images (retry failed ones)",
     "reprocess_matching": "Reprocess every image matching this filter",
-    "delete_selected": "Delete selected images and their files",
+    "delete_selected": "Move selected images to the trash",
+    "restore_selected": "Restore selected images from the trash",
+    "purge_selected": "Delete selected images permanently (takedown)",
 }
+# What the list's status filter calls each status.
+STATUS_LABELS: Final = {**{s.value: s.value.capitalize() for s in Status}, Status.DELETED.value: "Trash"}
 # "Reprocess every image matching": one request touches at most this many originals, this many a second, so it
 # ends well inside the app's 30 s Lambda timeout; a "Continue" button carries on from there.
 REPROCESS_BATCH: Final = 50
@@ -66,6 +72,16 @@ def _saved_message(before: ImageRecord, saved: ImageRecord) -> str:
     if saved.hidden:
         return f"Saved “{name}”. It stays hidden; its files were checked to be off the CDN. {_cdn_note()}"
     return f"Saved “{name}”. The gallery and the API show it now."
+
+
+def _when(iso: str | None) -> str:
+    """An ISO time as the admin shows it: ``2027-01-05 10:00 UTC``."""
+    return f"{iso[:10]} {iso[11:16]} UTC" if iso else "—"
+
+
+def _trash_kept_until() -> str:
+    """Until when an image trashed now can be restored."""
+    return trash.purge_date(records.now_iso(), services.pipeline_settings().trash_retention_days)
 
 
 def _describe_filter(status: str | None, search: str) -> str:
@@ -106,6 +122,10 @@ class ImageAdmin(admin.ModelAdmin):
     def has_reprocess_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.reprocess_image")
 
+    def has_purge_permission(self, request: HttpRequest) -> bool:
+        """Deleting for good (takedowns) is its own permission: delete_image only moves images to the trash."""
+        return request.user.has_perm(f"{self.opts.app_label}.purge_image")
+
     def get_urls(self) -> list:
         info = self.opts.app_label, self.opts.model_name
         wrap = self.admin_site.admin_view
@@ -113,6 +133,7 @@ class ImageAdmin(admin.ModelAdmin):
             path("", wrap(self.changelist_view), name="{}_{}_changelist".format(*info)),
             path("<str:object_id>/change/", wrap(self.change_view), name="{}_{}_change".format(*info)),
             path("<str:object_id>/delete/", wrap(self.delete_view), name="{}_{}_delete".format(*info)),
+            path("<str:object_id>/purge/", wrap(self.purge_view), name="{}_{}_purge".format(*info)),
         ]
 
     # -- list -------------------------------------------------------------------------------------------------
@@ -133,32 +154,37 @@ class ImageAdmin(admin.ModelAdmin):
             return self._render(request, "admin/gallery/image/error.html", context, status=400)
         filters = {key: value for key, value in (("status", status), ("q", search)) if value}
         rows = [(record, _thumbnail_url(record)) for record in page.records]
+        in_trash = status == Status.DELETED
         context = {
-            "title": f"{status.capitalize()} images" if status else "Images",
+            "title": "Trash" if in_trash else f"{status.capitalize()} images" if status else "Images",
             "rows": rows,
             "status": status,
-            "statuses": [(s.value, s.value.capitalize()) for s in Status],
+            "in_trash": in_trash,
+            "retention_days": services.pipeline_settings().trash_retention_days,
             "search": search,
             "all_url": "?" + urlencode({"q": search} if search else {}),
             "status_urls": [
-                (s.value, "?" + urlencode({**filters, "status": s.value}), s.value == status) for s in Status
+                (STATUS_LABELS[s.value], "?" + urlencode({**filters, "status": s.value}), s.value == status)
+                for s in Status
             ],
             "first_url": "?" + urlencode(filters),
             "older_url": "?" + urlencode({**filters, "cursor": page.next_cursor}) if page.next_cursor else None,
             "is_later_page": bool(request.GET.get("cursor")),
             "search_reach": selectors.ADMIN_SEARCH_READ_SIZE * selectors.ADMIN_SEARCH_MAX_READS,
-            "actions": self._allowed_actions(request),
+            "actions": self._allowed_actions(request, in_trash=in_trash),
         }
         return self._render(request, "admin/gallery/image/change_list.html", context)
 
-    def _allowed_actions(self, request: HttpRequest) -> list[tuple[str, str]]:
-        allowed = []
-        if self.has_reprocess_permission(request):
-            allowed.append(("reprocess_selected", ACTIONS["reprocess_selected"]))
-            allowed.append(("reprocess_matching", ACTIONS["reprocess_matching"]))
-        if self.has_delete_permission(request):
-            allowed.append(("delete_selected", ACTIONS["delete_selected"]))
-        return allowed
+    def _allowed_actions(self, request: HttpRequest, *, in_trash: bool) -> list[tuple[str, str]]:
+        """The actions this person may run on this list: the trash offers restore and delete permanently."""
+        wanted = []
+        if in_trash:
+            wanted += ["restore_selected"] if self.has_delete_permission(request) else []
+        else:
+            wanted += ["reprocess_selected", "reprocess_matching"] if self.has_reprocess_permission(request) else []
+            wanted += ["delete_selected"] if self.has_delete_permission(request) else []
+        wanted += ["purge_selected"] if self.has_purge_permission(request) else []
+        return [(name, ACTIONS[name]) for name in wanted]
 
     def _run_action(self, request: HttpRequest) -> HttpResponse:
         action = request.POST.get("action", "")
@@ -179,28 +205,62 @@ class ImageAdmin(admin.ModelAdmin):
                 raise PermissionDenied
             self._reprocess(request, ids)
             return HttpResponseRedirect(back)
-        if not self.has_delete_permission(request):
+        if action == "restore_selected":
+            if not self.has_delete_permission(request):
+                raise PermissionDenied
+            for image_id in ids:
+                self._restore(request, image_id)
+            return HttpResponseRedirect(back)
+        permanent = action == "purge_selected"
+        if not (self.has_purge_permission(request) if permanent else self.has_delete_permission(request)):
             raise PermissionDenied
         if request.POST.get("post") != "yes":
             found = []
             for image_id in ids:
                 try:
-                    found.append((services.get_record(image_id), None))
+                    record = services.get_record(image_id)
                 except services.ImageNotFound:
                     continue
-            found = [(record, _thumbnail_url(record)) for record, _ in found]
-            context = {"title": "Delete images?", "rows": found, "ids": ids, "next": back}
-            return self._render(request, "admin/gallery/image/delete_selected_confirmation.html", context)
+                found.append((record, _thumbnail_url(record)))
+            return self._confirm_delete(request, found, ids=ids, permanent=permanent, next_url=back)
         for image_id in ids:
-            self._delete(request, image_id)
+            if permanent:
+                self._purge(request, image_id)
+            else:
+                self._delete(request, image_id)
         return HttpResponseRedirect(back)
+
+    def _confirm_delete(
+        self,
+        request: HttpRequest,
+        rows: list[tuple[ImageRecord, str | None]],
+        *,
+        ids: list[str],
+        permanent: bool,
+        next_url: str | None = None,
+        single: bool = False,
+    ) -> HttpResponse:
+        """The admin's confirmation page, for the trash or for deleting permanently."""
+        noun = "this image" if single else "these images"
+        context = {
+            "title": f"Delete {noun} permanently?" if permanent else f"Move {noun} to the trash?",
+            "rows": rows,
+            "ids": ids,
+            "next": next_url,
+            "single": single,
+            "permanent": permanent,
+            "action": "purge_selected" if permanent else "delete_selected",
+            "kept_until": _when(_trash_kept_until()),
+            "retention_days": services.pipeline_settings().trash_retention_days,
+        }
+        return self._render(request, "admin/gallery/image/delete_selected_confirmation.html", context)
 
     def _reprocess(self, request: HttpRequest, ids: list[str]) -> None:
         started = 0
         for image_id in ids:
             try:
                 record = services.reprocess(image_id)
-            except services.ImageNotFound as error:
+            except (services.ImageNotFound, InTrash) as error:
                 messages.error(request, str(error))
                 continue
             started += 1
@@ -270,8 +330,58 @@ class ImageAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(back)
 
     def _delete(self, request: HttpRequest, image_id: str) -> bool:
+        """Move to the trash (an image already there has its files checked again, which finishes a failed move)."""
         try:
-            record = services.delete_image(image_id)
+            before = services.get_record(image_id)
+            record = services.trash_image(image_id, by=request.user.get_username())
+        except services.ImageNotFound as error:
+            messages.warning(request, str(error))
+            return False
+        except services.DeleteFailed as error:
+            messages.error(request, str(error))
+            return False
+        name = _stand_in(record)
+        if before.in_trash:
+            messages.info(
+                request,
+                f"“{name}” was already in the trash (restorable until {_when(record.purge_after)}); its files were "
+                "checked to be off the CDN.",
+            )
+            return True
+        self.log_change(request, name, "Moved to the trash.")
+        off_cdn = "" if before.hidden else f" {_cdn_note()}"
+        messages.success(
+            request,
+            f"Moved “{name}” to the trash: it left the gallery and the API, and its files moved to hidden/.{off_cdn} "
+            f"It can be restored until {_when(record.purge_after)}; then it is deleted for good.",
+        )
+        return True
+
+    def _restore(self, request: HttpRequest, image_id: str) -> bool:
+        try:
+            restored = services.restore_image(image_id, by=request.user.get_username())
+        except (services.ImageNotFound, services.RestoreRefused) as error:
+            messages.error(request, str(error))
+            return False
+        except services.VisibilityFailed as error:
+            messages.error(request, str(error))
+            return True
+        record = restored.record
+        self.log_change(request, _stand_in(record), "Restored from the trash.")
+        if restored.reprocessing:
+            where = "The processor picks it up again in a few seconds."
+        elif record.listed:
+            where = "The gallery and the API list it again."
+        elif record.hidden:
+            where = "It is hidden, so it stays out of the gallery and the API."
+        else:
+            where = ""
+        messages.success(request, f"Restored “{_stand_in(record)}” ({record.status}). {where}".rstrip())
+        return True
+
+    def _purge(self, request: HttpRequest, image_id: str) -> bool:
+        try:
+            record = services.purge_image(image_id, by=request.user.get_username())
         except services.ImageNotFound as error:
             messages.warning(request, str(error))
             return False
@@ -279,7 +389,11 @@ class ImageAdmin(admin.ModelAdmin):
             messages.error(request, str(error))
             return False
         self.log_deletions(request, [_stand_in(record)])
-        messages.success(request, f"Deleted “{_stand_in(record)}”, its upload and every rendition. {_cdn_note()}")
+        messages.success(
+            request,
+            f"Deleted “{_stand_in(record)}” permanently: its record, its upload and every rendition are gone. "
+            f"{_cdn_note()}",
+        )
         return True
 
     # -- one image ----------------------------------------------------------------------------------------------
@@ -298,7 +412,7 @@ class ImageAdmin(admin.ModelAdmin):
             if form.is_valid():
                 try:
                     saved = services.update_metadata(record.id, **form.cleaned_data)
-                except services.VisibilityFailed as error:
+                except (services.VisibilityFailed, InTrash) as error:
                     messages.error(request, str(error))
                     return HttpResponseRedirect(request.path)
                 changed = form.changed_data
@@ -316,7 +430,7 @@ class ImageAdmin(admin.ModelAdmin):
                     "hidden": record.hidden,
                 }
             )
-        if not can_change:
+        if not can_change or record.in_trash:
             for field in form.fields.values():
                 field.disabled = True
         settings = services.pipeline_settings()
@@ -327,9 +441,11 @@ class ImageAdmin(admin.ModelAdmin):
             "thumbnail_url": _thumbnail_url(record, shown_at=320),
             "renditions": [RenditionRow(r, api.rendition_url(r, settings)) for r in record.renditions],
             "history": list(reversed(record.history)),
-            "can_change": can_change,
-            "can_delete": self.has_delete_permission(request),
-            "can_reprocess": self.has_reprocess_permission(request),
+            "can_change": can_change and not record.in_trash,
+            "can_delete": self.has_delete_permission(request) and not record.in_trash,
+            "can_restore": self.has_delete_permission(request) and record.in_trash and not record.purge_started_at,
+            "can_purge": self.has_purge_permission(request),
+            "can_reprocess": self.has_reprocess_permission(request) and not record.in_trash,
             "public_url": reverse("gallery:detail", args=[record.id]) if record.listed else None,
         }
         return self._render(request, "admin/gallery/image/change_form.html", context)
@@ -337,20 +453,26 @@ class ImageAdmin(admin.ModelAdmin):
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        """Move to the trash: asks first."""
         if not self.has_delete_permission(request):
             raise PermissionDenied
+        return self._delete_one(request, object_id, permanent=False)
+
+    def purge_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Delete permanently (takedowns): asks first, then everything goes at once, from the trash too."""
+        if not self.has_purge_permission(request):
+            raise PermissionDenied
+        return self._delete_one(request, object_id, permanent=True)
+
+    def _delete_one(self, request: HttpRequest, object_id: str, *, permanent: bool) -> HttpResponse:
+        """The confirmation page (GET), then the trash or the permanent delete (POST)."""
         record = self._record_or_404(object_id)
         if request.method == "POST":
-            if self._delete(request, record.id):
+            if self._purge(request, record.id) if permanent else self._delete(request, record.id):
                 return HttpResponseRedirect(reverse("admin:gallery_image_changelist"))
             return HttpResponseRedirect(reverse("admin:gallery_image_change", args=[record.id]))
-        context = {
-            "title": "Delete this image?",
-            "rows": [(record, _thumbnail_url(record))],
-            "ids": [record.id],
-            "single": True,
-        }
-        return self._render(request, "admin/gallery/image/delete_selected_confirmation.html", context)
+        rows = [(record, _thumbnail_url(record))]
+        return self._confirm_delete(request, rows, ids=[record.id], permanent=permanent, single=True)
 
     # -- helpers ------------------------------------------------------------------------------------------------
 

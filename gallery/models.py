@@ -18,7 +18,7 @@ class Image(models.Model):
         managed = False
         db_table = "gallery_image_in_dynamodb"  # never created, never queried
         default_permissions = ("view", "change", "delete")
-        permissions = [("reprocess_image", "Can reprocess images")]
+        permissions = [("reprocess_image", "Can reprocess images"), ("purge_image", "Can permanently delete images")]
         verbose_name = "image"
         verbose_name_plural = "images"
 

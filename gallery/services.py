@@ -1,4 +1,5 @@
-"""Writes over the core's stores: start and confirm an upload, edit metadata, hide, delete, reprocess.
+"""Writes over the core's stores: start and confirm an upload, edit metadata, hide, trash, restore, delete for
+good, reprocess.
 
 Views and the admin call these and stay short. The key layout, the record and its state changes come from
 the core (``pipeline.keys``, ``pipeline.records``, ``pipeline.store``); nothing here redefines them.
@@ -16,9 +17,9 @@ from typing import Any, Final
 
 from django.conf import settings
 
-from pipeline import keys, records, visibility
+from pipeline import keys, records, trash, visibility
 from pipeline.config import Settings
-from pipeline.records import ImageRecord, Status
+from pipeline.records import ImageRecord, InTrash, Status
 from pipeline.reprocess import Summary, Throttle, touch_all
 from pipeline.store import Aws, Cdn, ImageStore, ObjectMissing, ObjectStore
 
@@ -65,6 +66,10 @@ class ImageNotFound(LookupError):
 
 class DeleteFailed(RuntimeError):
     """S3 refused part of a delete (or CloudFront the invalidation); the record was kept so a retry can finish."""
+
+
+class RestoreRefused(ValueError):
+    """The image cannot be restored: it is not in the trash, or its permanent delete has begun."""
 
 
 class VisibilityFailed(RuntimeError):
@@ -218,7 +223,7 @@ def confirm_upload(owner: str, *, bucket: str, key: str) -> ImageRecord:
 def get_record(image_id: str) -> ImageRecord:
     record = image_store().get(image_id, consistent=True) if keys.is_image_id(image_id) else None
     if record is None:
-        raise ImageNotFound(f"No image with id {image_id!r}; it may have been deleted.")
+        raise _not_found(image_id)
     return record
 
 
@@ -237,6 +242,9 @@ def update_metadata(image_id: str, *, title: str, alt_text: str, tags: Iterable[
         nonlocal was_hidden
         if current is None:
             return None
+        if current.in_trash:
+            name = current.title or current.file_name
+            raise InTrash(f"“{name}” is in the trash: restore it before you edit, hide or show it.")
         was_hidden = current.hidden
         return current.replace(
             title=title.strip(), alt_text=alt_text.strip(), tags=normalized, hidden=hidden, updated_at=records.now_iso()
@@ -259,29 +267,85 @@ def update_metadata(image_id: str, *, title: str, alt_text: str, tags: Iterable[
     return saved
 
 
-def delete_image(image_id: str) -> ImageRecord:
-    """Remove the raw upload and every rendition from S3 (public/ and hidden/, any layout), have the CDN forget
-    the image's paths, then delete the record.
-
-    In that order: if S3 or CloudFront refuses, the record stays (and says where the files are), so a retry can
-    finish the job; the other way round a failure would leave files that nothing points to.
-    """
-    record = get_record(image_id)
+def trash_image(image_id: str, *, by: str) -> ImageRecord:
+    """Move the image to the trash (pipeline.trash): listed nowhere at once, its files off the CDN, restorable
+    until ``purge_after`` (TRASH_RETENTION_DAYS from now). DeleteFailed if its files could not all be moved (the
+    image is in the trash either way; deleting it again finishes)."""
+    retention_days = pipeline_settings().trash_retention_days
     try:
-        object_store().delete([record.raw_key])
-        visibility.remove_all(object_store(), cdn(), record)
-    except Exception as error:  # StoreError, and botocore's ClientError/connection errors the stores pass on
+        record = trash.trash(
+            image_store(), object_store(), cdn(), _known_id(image_id), by=by, retention_days=retention_days
+        )
+    except trash.TrashIncomplete as error:
         raise DeleteFailed(
-            f"S3 did not delete the files of {record.id} (or CloudFront was not told to forget them), so the image "
-            f"was kept; delete it again to finish: {error}"
+            f"“{image_id}” is in the trash and listed nowhere, but S3 did not move all of its files off the CDN (or "
+            f"CloudFront was not told to forget them); delete it again to finish: {error.__cause__ or error}"
         ) from error
-    image_store().delete(record)
+    if record is None:
+        raise _not_found(image_id)
     return record
 
 
+def restore_image(image_id: str, *, by: str) -> trash.Restored:
+    """Take the image out of the trash with the status it had. RestoreRefused if it is not in the trash (or its
+    permanent delete began), VisibilityFailed if its files could not all be moved back (saving it finishes)."""
+    try:
+        restored = trash.restore(
+            image_store(),
+            object_store(),
+            cdn(),
+            _known_id(image_id),
+            by=by,
+            upload_ttl_seconds=pipeline_settings().upload_ttl_seconds,
+        )
+    except (trash.NotInTrash, trash.PurgeStarted) as refused:
+        raise RestoreRefused(str(refused).capitalize() + ".") from refused
+    except trash.TrashIncomplete as error:
+        raise VisibilityFailed(
+            f"Restored “{image_id}”, but its files were not all moved back to {keys.PUBLIC_PREFIX} "
+            f"({error.__cause__ or error}). Save it again to finish."
+        ) from error
+    if restored is None:
+        raise _not_found(image_id)
+    return restored
+
+
+def purge_image(image_id: str, *, by: str) -> ImageRecord:
+    """Delete the image for good, in or out of the trash (takedowns): the raw upload and every rendition, the
+    CDN's copies, then the record. DeleteFailed if AWS refused a step: once the record is marked the image stays in
+    the trash, listed nowhere and no longer restorable, and deleting it permanently again finishes."""
+    try:
+        record = trash.purge_one(image_store(), object_store(), cdn(), _known_id(image_id), by=by)
+    except ImageNotFound:
+        raise
+    except Exception as error:  # StoreError, and botocore's ClientError/connection errors the stores pass on
+        raise DeleteFailed(
+            f"The permanent delete of {image_id} did not finish (S3, DynamoDB or CloudFront refused); what is left "
+            f"is listed nowhere once it started. Delete it permanently again to finish: {error}"
+        ) from error
+    if record is None:
+        raise _not_found(image_id)
+    return record
+
+
+def _known_id(image_id: str) -> str:
+    """The id, or ImageNotFound if it cannot be one (an id in a URL is whatever someone typed)."""
+    if not keys.is_image_id(image_id):
+        raise _not_found(image_id)
+    return image_id
+
+
+def _not_found(image_id: str) -> ImageNotFound:
+    return ImageNotFound(f"No image with id {image_id!r}; it may have been deleted.")
+
+
 def reprocess(image_id: str) -> ImageRecord:
-    """Run the processor again on the image's original, through the ordinary S3 event (see ObjectStore.touch)."""
+    """Run the processor again on the image's original, through the ordinary S3 event (see ObjectStore.touch).
+
+    InTrash for an image in the trash (the processor would skip its event): restore it first."""
     record = get_record(image_id)
+    if record.in_trash:
+        raise InTrash(f"{record.id} is in the trash: restore it first, then reprocess it.")
     try:
         object_store().touch(record.raw_key)
     except ObjectMissing:

@@ -7,17 +7,18 @@ import re
 import pytest
 from botocore.stub import ANY, Stubber
 from conftest import PHOTOS
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from test_api import ready_record, seed
 from test_upload import process
-from test_visibility import all_keys, invalidation, legacy_renditions, stored_image, write_files
+from test_visibility import all_keys, invalidation, legacy_renditions, listed_ids, stored_image, write_files
 
 from gallery import admin as gallery_admin
 from gallery import selectors
-from pipeline import keys, records
+from pipeline import keys, records, trash
 from pipeline.records import Status
 from pipeline.store import Aws
 
@@ -404,32 +405,183 @@ def test_unknown_image_in_the_admin_is_404(root_client, store):
     assert root_client.get(change_url(keys.new_image_id())).status_code == 404
 
 
-# -- delete ----------------------------------------------------------------------------------------------------
+# -- the trash: delete, restore, delete permanently ------------------------------------------------------------
 
 
-def test_delete_removes_raw_and_every_rendition_from_s3_then_the_record(root_client, site_aws):
+def purge_url(image_id: str) -> str:
+    return f"/admin/gallery/image/{image_id}/purge/"
+
+
+def described(site_aws, **changes) -> records.ImageRecord:
+    """A ready image with its files, and what people gave it: title, alt text, tags, owner."""
     record = stored_image(site_aws)
+    mine = {"title": "Harbour at dusk", "alt_text": "Boats at dusk", "tags": ("harbour", "evening"), "owner": "alice"}
+    return site_aws.image_store().update(record.id, lambda current: current.replace(**{**mine, **changes}))
+
+
+def trashed(client, site_aws, **changes) -> records.ImageRecord:
+    record = described(site_aws, **changes)
+    assert client.post(delete_url(record.id)).status_code == 302
+    return site_aws.image_store().get(record.id, consistent=True)
+
+
+def public_files(site_aws, image_id: str) -> set[str]:
+    return {key for key in all_keys(site_aws.object_store(), image_id) if key.startswith(keys.PUBLIC_PREFIX)}
+
+
+def test_delete_moves_the_image_to_the_trash_and_keeps_its_upload_and_what_people_gave_it(root_client, site_aws):
+    record = described(site_aws)
     objects = site_aws.object_store()
-    write_files(objects, legacy_renditions(record.id))  # the flat layout of before, not yet reprocessed
-    objects.write(keys.hidden_key(record.renditions[0].key), b"left by a crashed hide", "image/jpeg")
-    assert objects.exists(record.raw_key)
 
     confirm = root_client.get(delete_url(record.id))
     response = root_client.post(delete_url(record.id))
 
-    assert confirm.status_code == 200
-    assert "cannot be undone" in confirm.content.decode()
+    assert "Move this image to the trash?" in confirm.content.decode()
+    assert "can restore it from the trash until" in confirm.content.decode()
     assert response.status_code == 302
-    assert not objects.exists(record.raw_key)
-    assert all_keys(objects, record.id) == set()
-    assert site_aws.image_store().get(record.id) is None
+    saved = site_aws.image_store().get(record.id, consistent=True)
+    assert saved.status is Status.DELETED
+    assert (saved.deleted_by, saved.status_before_delete) == ("root", Status.READY)
+    assert saved.purge_after == trash.purge_date(saved.deleted_at, 30)
+    assert (saved.title, saved.alt_text, saved.tags, saved.owner, saved.hidden) == (
+        "Harbour at dusk",
+        "Boats at dusk",
+        ("harbour", "evening"),
+        "alice",
+        False,
+    )
+    assert objects.exists(record.raw_key)
+    assert public_files(site_aws, record.id) == set()
+    assert {r.key for r in saved.renditions} == {keys.hidden_key(r.key) for r in record.renditions}
+    assert all(objects.exists(r.key) for r in saved.renditions)
+    assert any("Moved “Harbour at dusk” to the trash" in message for message in said(response))
+    assert LogEntry.objects.get(object_id=record.id).change_message == "Moved to the trash."
+
+
+def test_a_trashed_image_is_listed_nowhere_and_its_pages_say_404(root_client, client, site_aws):
+    record = trashed(root_client, site_aws)
+
+    assert record.id not in client.get("/").content.decode()
+    assert record.id not in client.get("/", {"tag": "harbour"}).content.decode()
+    assert client.get("/api/images").json()["items"] == []
+    assert client.get(f"/api/images/{record.id}").status_code == 404
+    assert client.get(f"/images/{record.id}/").status_code == 404
+    assert rows(root_client.get(CHANGELIST).content.decode()) == []  # not in "All" either: it is in the trash
+    assert listed_ids(site_aws) == []
+
+
+def test_the_trash_lists_deleted_images_with_when_each_will_be_purged(root_client, site_aws):
+    kept = described(site_aws)
+    record = trashed(root_client, site_aws)
+
+    html = root_client.get(CHANGELIST, {"status": "deleted"}).content.decode()
+
+    assert rows(html) == [record.id]
+    assert '<a href="?status=deleted">Trash</a>' in html
+    purge_after = f"{record.purge_after[:10]} {record.purge_after[11:16]} UTC"
+    assert f'<strong class="field-purge-after">purged after {purge_after}</strong>' in html
+    assert "by root" in html
+    assert "Restore selected images from the trash" in html
+    assert rows(root_client.get(CHANGELIST).content.decode()) == [kept.id]
+
+
+def test_restore_brings_back_the_status_the_files_and_the_listing(root_client, client, site_aws):
+    record = trashed(root_client, site_aws)
+
+    response = root_client.post(
+        CHANGELIST, {"action": "restore_selected", "_selected_action": [record.id], "next": CHANGELIST}
+    )
+
+    restored = site_aws.image_store().get(record.id, consistent=True)
+    assert response.status_code == 302
+    assert restored.status is Status.READY
+    assert (restored.deleted_at, restored.deleted_by, restored.purge_after) == (None, None, None)
+    assert all(not keys.is_hidden_key(r.key) for r in restored.renditions)
+    assert public_files(site_aws, record.id) == {r.key for r in restored.renditions}
+    assert client.get(f"/api/images/{record.id}").json()["title"] == "Harbour at dusk"
+    assert record.id in client.get("/", {"tag": "harbour"}).content.decode()
+    assert [entry.status for entry in restored.history][-2:] == [Status.DELETED, Status.READY]
+    assert any(
+        "Restored “Harbour at dusk” (ready). The gallery and the API list it again." in m for m in said(response)
+    )
+
+
+def test_a_trashed_image_page_offers_restore_and_says_when_it_goes(root_client, site_aws):
+    record = trashed(root_client, site_aws)
+
+    page = root_client.get(change_url(record.id)).content.decode()
+    response = root_client.post(
+        CHANGELIST, {"action": "restore_selected", "_selected_action": [record.id], "next": change_url(record.id)}
+    )
+
+    assert "In the trash" in page
+    assert f"deleted for good after <strong>{record.purge_after[:10]}" in page
+    assert 'value="Restore from the trash"' in page
+    assert 'name="_save"' not in page  # nothing to edit while it is in the trash
+    assert response["Location"] == change_url(record.id)
+    assert site_aws.image_store().get(record.id).status is Status.READY
+
+
+def test_a_hidden_image_restored_stays_hidden_and_off_the_cdn(root_client, site_aws):
+    record = trashed(root_client, site_aws, hidden=True)
+
+    root_client.post(CHANGELIST, {"action": "restore_selected", "_selected_action": [record.id]})
+
+    restored = site_aws.image_store().get(record.id, consistent=True)
+    assert (restored.status, restored.hidden) == (Status.READY, True)
+    assert all(keys.is_hidden_key(r.key) for r in restored.renditions)
+    assert public_files(site_aws, record.id) == set()
     assert root_client.get(f"/api/images/{record.id}").status_code == 404
-    assert any("and every rendition" in message for message in said(response))
+
+
+def test_a_failed_image_restored_is_failed_again_with_its_reason(root_client, site_aws):
+    broken = failed(site_aws, reason="The file is not an image (it looks like text).")
+    root_client.post(delete_url(broken.id))
+
+    root_client.post(CHANGELIST, {"action": "restore_selected", "_selected_action": [broken.id]})
+
+    restored = site_aws.image_store().get(broken.id)
+    assert (restored.status, restored.failure_reason) == (
+        Status.FAILED,
+        "The file is not an image (it looks like text).",
+    )
+
+
+def test_restoring_an_image_that_is_not_in_the_trash_says_so(root_client, site_aws):
+    record = described(site_aws)
+
+    response = root_client.post(CHANGELIST, {"action": "restore_selected", "_selected_action": [record.id]})
+
+    assert any("is not in the trash (it is ready)" in message for message in said(response))
+    assert site_aws.image_store().get(record.id).status is Status.READY
+
+
+def test_editing_or_hiding_a_trashed_image_is_refused_with_a_message(root_client, site_aws):
+    record = trashed(root_client, site_aws)
+
+    response = root_client.post(
+        change_url(record.id), {"title": "New title", "alt_text": "", "tags": "x", "hidden": "on"}
+    )
+
+    saved = site_aws.image_store().get(record.id)
+    assert (saved.title, saved.tags, saved.hidden) == ("Harbour at dusk", ("harbour", "evening"), False)
+    assert said(response)[-1] == "“Harbour at dusk” is in the trash: restore it before you edit, hide or show it."
+
+
+def test_reprocessing_a_trashed_image_is_refused_with_a_message(root_client, site_aws):
+    record = trashed(root_client, site_aws)
+
+    response = root_client.post(CHANGELIST, {"action": "reprocess_selected", "_selected_action": [record.id]})
+
+    head = site_aws.s3.head_object(Bucket=site_aws.settings.bucket, Key=record.raw_key)
+    assert "touched-at" not in head["Metadata"]
+    assert said(response)[-1] == f"{record.id} is in the trash: restore it first, then reprocess it."
 
 
 @pytest.mark.parametrize("settings_env", [{"CDN_DISTRIBUTION_ID": "E2EXAMPLE7TEST"}])
-def test_delete_asks_cloudfront_to_forget_the_image_before_the_record_goes(root_client, site_aws):
+def test_delete_asks_cloudfront_to_forget_the_image(root_client, site_aws):
     record = stored_image(site_aws)
+    paths = sorted(keys.cdn_invalidation_paths(record.id))
     with Stubber(site_aws.cloudfront) as cloudfront:
         cloudfront.add_response(
             "create_invalidation",
@@ -437,7 +589,7 @@ def test_delete_asks_cloudfront_to_forget_the_image_before_the_record_goes(root_
             {
                 "DistributionId": "E2EXAMPLE7TEST",
                 "InvalidationBatch": {
-                    "Paths": {"Quantity": 4, "Items": sorted(keys.cdn_invalidation_paths(record.id))},
+                    "Paths": {"Quantity": len(paths), "Items": paths},
                     "CallerReference": ANY,
                 },
             },
@@ -445,35 +597,41 @@ def test_delete_asks_cloudfront_to_forget_the_image_before_the_record_goes(root_
         response = root_client.post(delete_url(record.id))
         cloudfront.assert_no_pending_responses()
 
-    assert site_aws.image_store().get(record.id) is None
+    assert site_aws.image_store().get(record.id).status is Status.DELETED
     assert any("CloudFront was told to forget" in message for message in said(response))
 
 
 @pytest.mark.parametrize("settings_env", [{"CDN_DISTRIBUTION_ID": "E2EXAMPLE7TEST"}])
-def test_when_cloudfront_refuses_the_invalidation_the_record_stays_for_a_retry(root_client, site_aws):
+def test_when_cloudfront_refuses_the_invalidation_deleting_again_finishes(root_client, site_aws):
     record = stored_image(site_aws)
     with Stubber(site_aws.cloudfront) as cloudfront:
         cloudfront.add_client_error("create_invalidation", "TooManyInvalidationsInProgress", "slow down")
         response = root_client.post(delete_url(record.id))
+    with Stubber(site_aws.cloudfront) as cloudfront:
+        cloudfront.add_response("create_invalidation", {"Location": "x", "Invalidation": invalidation("I4")}, None)
+        again = root_client.post(delete_url(record.id))
+        cloudfront.assert_no_pending_responses()
 
-    assert site_aws.image_store().get(record.id) is not None
+    assert site_aws.image_store().get(record.id).status is Status.DELETED
     assert any("delete it again to finish" in message and "slow down" in message for message in said(response))
+    assert any("was already in the trash" in message for message in said(again))
 
 
-def test_bulk_delete_asks_first_then_deletes_the_selected_images(root_client, store, site_aws):
+def test_bulk_delete_asks_first_then_moves_the_selected_images_to_the_trash(root_client, store, site_aws):
     keep, *doomed = seed(store, 3)
 
     confirm = root_client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": doomed})
     done = root_client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": doomed, "post": "yes"})
 
     assert confirm.status_code == 200
+    assert "Move these images to the trash?" in confirm.content.decode()
     assert all(image_id in confirm.content.decode() for image_id in doomed)
     assert done.status_code == 302
-    assert [store.get(image_id) for image_id in doomed] == [None, None]
-    assert store.get(keep) is not None
+    assert [store.get(image_id).status for image_id in doomed] == [Status.DELETED, Status.DELETED]
+    assert store.get(keep).status is Status.READY
 
 
-def test_when_s3_refuses_the_delete_the_record_stays_and_the_error_is_shown(root_client, site_aws):
+def test_when_s3_refuses_the_move_the_image_is_in_the_trash_and_deleting_again_finishes(root_client, site_aws):
     record = stored_image(site_aws)
 
     def refuse(**_):
@@ -481,24 +639,103 @@ def test_when_s3_refuses_the_delete_the_record_stays_and_the_error_is_shown(root
 
     site_aws.s3.meta.events.register("before-call.s3.DeleteObjects", refuse)
     response = root_client.post(delete_url(record.id), follow=True)
+    site_aws.s3.meta.events.unregister("before-call.s3.DeleteObjects", refuse)
+    stuck = public_files(site_aws, record.id)
+    root_client.post(delete_url(record.id))
 
-    assert site_aws.image_store().get(record.id) is not None
-    assert "S3 did not delete the files" in response.content.decode()
+    assert "delete it again to finish" in response.content.decode()
     assert "S3 is unreachable" in response.content.decode()
-    assert all(site_aws.object_store().exists(r.key) for r in record.renditions)
+    assert stuck == {r.key for r in record.renditions}  # still public, but listed nowhere (API 404)
+    assert site_aws.image_store().get(record.id).status is Status.DELETED
+    assert public_files(site_aws, record.id) == set()
 
 
-def test_staff_without_delete_permission_cannot_delete(client, store, staff):
+def test_staff_without_delete_permission_cannot_trash_or_restore(client, store, staff, site_aws):
     record = store.create(ready_record(1))
+    in_trash = store.create(ready_record(2).to_trash(by="root", at=records.now_iso(), purge_after="2099-01-01"))
     as_user(client, staff("view_image", "change_image", "reprocess_image"))
 
     single = client.post(delete_url(record.id))
     bulk = client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [record.id], "post": "yes"})
+    restore = client.post(CHANGELIST, {"action": "restore_selected", "_selected_action": [in_trash.id]})
     page = client.get(change_url(record.id)).content.decode()
+    trash_page = client.get(change_url(in_trash.id)).content.decode()
 
-    assert (single.status_code, bulk.status_code) == (403, 403)
-    assert store.get(record.id) is not None
+    assert (single.status_code, bulk.status_code, restore.status_code) == (403, 403, 403)
+    assert store.get(record.id).status is Status.READY
+    assert store.get(in_trash.id).status is Status.DELETED
     assert delete_url(record.id) not in page
+    assert "Restore from the trash" not in trash_page
+
+
+def test_delete_permanently_asks_then_removes_record_upload_and_every_rendition_at_once(root_client, site_aws):
+    record = described(site_aws)
+    objects = site_aws.object_store()
+    write_files(objects, legacy_renditions(record.id))  # the flat layout of before, not yet reprocessed
+    objects.write(keys.hidden_key(record.renditions[0].key), b"left by a crashed hide", "image/jpeg")
+
+    confirm = root_client.get(purge_url(record.id))
+    response = root_client.post(purge_url(record.id))
+
+    assert "Delete this image permanently?" in confirm.content.decode()
+    assert "This cannot be undone" in confirm.content.decode()
+    assert response.status_code == 302
+    assert response["Location"] == CHANGELIST
+    assert site_aws.image_store().get(record.id) is None
+    assert not objects.exists(record.raw_key)
+    assert all_keys(objects, record.id) == set()
+    assert root_client.get(f"/api/images/{record.id}").status_code == 404
+    assert any("permanently: its record, its upload and every rendition are gone" in m for m in said(response))
+    assert LogEntry.objects.get(object_id=record.id).is_deletion()
+
+
+def test_delete_permanently_empties_the_trash_of_the_selected_images(root_client, site_aws):
+    doomed = trashed(root_client, site_aws)
+    kept = trashed(root_client, site_aws)
+    form = {"action": "purge_selected", "_selected_action": [doomed.id], "next": CHANGELIST + "?status=deleted"}
+
+    confirm = root_client.post(CHANGELIST, form)
+    done = root_client.post(CHANGELIST, {**form, "post": "yes"})
+
+    assert "Delete these images permanently?" in confirm.content.decode()
+    assert done["Location"] == CHANGELIST + "?status=deleted"
+    assert site_aws.image_store().get(doomed.id) is None
+    assert all_keys(site_aws.object_store(), doomed.id) == set()
+    assert not site_aws.object_store().exists(doomed.raw_key)
+    assert rows(root_client.get(CHANGELIST, {"status": "deleted"}).content.decode()) == [kept.id]
+
+
+def test_delete_permanently_needs_its_own_permission(client, site_aws, staff):
+    record = described(site_aws)
+    in_trash = described(site_aws)
+    site_aws.image_store().update(
+        in_trash.id, lambda current: current.to_trash(by="root", at=records.now_iso(), purge_after="2099-01-01")
+    )
+    as_user(client, staff("view_image", "change_image", "delete_image", "reprocess_image"))
+
+    page = client.get(purge_url(record.id))
+    single = client.post(purge_url(record.id))
+    bulk = client.post(CHANGELIST, {"action": "purge_selected", "_selected_action": [in_trash.id], "post": "yes"})
+    trash_list = client.get(CHANGELIST, {"status": "deleted"}).content.decode()
+
+    assert (page.status_code, single.status_code, bulk.status_code) == (403, 403, 403)
+    assert site_aws.image_store().get(record.id).status is Status.READY
+    assert site_aws.image_store().get(in_trash.id).status is Status.DELETED
+    assert site_aws.object_store().exists(record.raw_key)
+    assert purge_url(record.id) not in client.get(change_url(record.id)).content.decode()
+    assert "purge_selected" not in trash_list
+    assert "restore_selected" in trash_list  # delete_image is enough to put back what it put in the trash
+
+
+def test_the_purge_permission_alone_may_delete_permanently(client, site_aws, staff):
+    record = described(site_aws)
+    as_user(client, staff("view_image", "purge_image"))
+
+    response = client.post(purge_url(record.id))
+
+    assert response.status_code == 302
+    assert site_aws.image_store().get(record.id) is None
+    assert client.post(delete_url(described(site_aws).id)).status_code == 403  # but not the trash
 
 
 # -- reprocess -------------------------------------------------------------------------------------------------
