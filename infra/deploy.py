@@ -4,7 +4,9 @@ deploy, in order: artifacts bucket -> upload the zips `make package` built and t
 the stack and wait -> read its outputs -> write the app's secrets to Zappa's remote env file -> render
 zappa_settings.json's placeholders from the outputs -> `zappa deploy|update` -> `zappa manage migrate` and
 `collectstatic`. On the very first deploy the app's origin (Zappa's API Gateway URL) is unknown until Zappa has
-created it, so the stack and the app are updated once more with it (CORS and ALLOWED_HOSTS need it).
+created it, so the stack and the app are updated once more with it (CORS and ALLOWED_HOSTS need it). Then Zappa's
+REST API stage gets the stack's web ACL (per-client rate limits) and a stage-wide throttle: Zappa creates that API
+outside the stack, so no template can. STACK_PARAMETERS="Key=Value ..." sets the template's tuning parameters.
 
 destroy: prod, and any stage with --delete-data, only once the stack's name is typed (or given as --confirm);
 --delete-data backs the table up first, and never deletes prod's images or table (the template retains both).
@@ -50,6 +52,9 @@ EMAIL_PATTERN: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 DATA_RESOURCES: Final = ("ImageBucket", "ImageTable")
 # What the app gets from Zappa's remote_env file (secrets) rather than from zappa_settings.json.
 REMOTE_ENV_NAMES: Final = ("SECRET_KEY", "PIPELINE_SECRET", "DATABASE_URL")
+# WAF answers WAFUnavailableEntityException for a stage or web ACL it cannot see yet (just created): wait and retry.
+WAF_ATTEMPTS: Final = 12
+WAF_RETRY_SECONDS: Final = 10
 
 
 class DeployError(RuntimeError):
@@ -64,6 +69,7 @@ class Target:
     region: str
     account: str
     app_name: str = APP_NAME
+    partition: str = "aws"
 
     @property
     def stack_name(self) -> str:
@@ -81,6 +87,41 @@ class Target:
     @property
     def remote_env_key(self) -> str:
         return f"zappa/{self.stage}/remote-env.json"
+
+    def web_stage_arn(self, api_id: str) -> str:
+        """The ARN WAF knows Zappa's REST API stage by (Zappa names the stage after ours)."""
+        return f"arn:{self.partition}:apigateway:{self.region}::/restapis/{api_id}/stages/{self.stage}"
+
+
+@dataclass(frozen=True)
+class WebAppLimits:
+    """What make deploy puts on the REST API stage Zappa creates: the stack's web ACL and a stage-wide throttle."""
+
+    web_acl_arn: str
+    rate_limit: float  # steady requests per second, per method, from every client together
+    burst_limit: int
+
+    @classmethod
+    def from_outputs(cls, outputs: Mapping[str, str]) -> WebAppLimits:
+        try:
+            return cls(
+                outputs["WebAclArn"], float(outputs["WebThrottleRateLimit"]), int(outputs["WebThrottleBurstLimit"])
+            )
+        except KeyError as missing:
+            raise DeployError(
+                f"the stack has no output {missing.args[0]}: its template predates the request limits; deploy again"
+            ) from None
+
+    @property
+    def web_acl_name(self) -> str:
+        return self.web_acl_arn.rsplit("/", 2)[-2]  # arn:...:regional/webacl/<name>/<id>
+
+    def stage_operations(self) -> list[dict[str, str]]:
+        """API Gateway's stage method settings for every method (``/*/*``) of the stage."""
+        return [
+            {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": f"{self.rate_limit:g}"},
+            {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": str(self.burst_limit)},
+        ]
 
 
 # -- pure parts (tested without AWS) ---------------------------------------------------------------------------
@@ -183,7 +224,14 @@ def zappa_values(target: Target, outputs: Mapping[str, str], app_origin: str, ap
     }
 
 
-def stack_parameters(target: Target, alert_email: str, app_origin: str, code_keys: Mapping[str, str]) -> list[dict]:
+def stack_parameters(
+    target: Target,
+    alert_email: str,
+    app_origin: str,
+    code_keys: Mapping[str, str],
+    overrides: Mapping[str, str] | None = None,
+) -> list[dict]:
+    """Every parameter deploy.py fills, plus the tuning ones STACK_PARAMETERS sets (the rest keep their defaults)."""
     values = {
         "Stage": target.stage,
         "AppName": target.app_name,
@@ -194,7 +242,37 @@ def stack_parameters(target: Target, alert_email: str, app_origin: str, code_key
         "ApiCodeKey": code_keys["image-api"],
         "TrashPurgeCodeKey": code_keys["trash-purge"],
     }
+    taken = sorted(set(overrides or {}) & set(values))
+    if taken:
+        raise DeployError(f"STACK_PARAMETERS cannot set {', '.join(taken)}: make deploy fills it")
+    values.update(overrides or {})
     return [{"ParameterKey": key, "ParameterValue": value} for key, value in values.items()]
+
+
+def template_parameters(template_text: str) -> set[str]:
+    """The parameter names of infra/pipeline.yaml, read by indentation (as not_retained reads its resources)."""
+    section = re.search(r"^Parameters:\n(.*?)^\S", template_text, re.MULTILINE | re.DOTALL)
+    return set(re.findall(r"^  ([A-Za-z0-9]+):", section[1], re.MULTILINE)) if section else set()
+
+
+def parameter_overrides(text: str | None, known: set[str]) -> dict[str, str]:
+    """STACK_PARAMETERS, e.g. "WebRateLimit=2000 ReadApiRateLimit=100": template parameters to set on this deploy.
+
+    Give them on every deploy that should keep them: a parameter left out goes back to its default.
+    """
+    overrides: dict[str, str] = {}
+    for pair in (text or "").split():
+        key, equals, value = pair.partition("=")
+        if not (key and equals and value):
+            raise DeployError(
+                f"STACK_PARAMETERS takes Key=Value pairs separated by spaces, like WebRateLimit=2000; got {pair!r}"
+            )
+        if key not in known:
+            raise DeployError(
+                f"STACK_PARAMETERS: infra/pipeline.yaml has no parameter {key!r} ({', '.join(sorted(known))})"
+            )
+        overrides[key] = value
+    return overrides
 
 
 def check_arguments(stage: str, alert_email: str | None, app_origin: str | None) -> None:
@@ -218,12 +296,14 @@ class Deployment:
         if not session.region_name:
             raise DeployError("No AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)")
         account = session.client("sts").get_caller_identity()["Account"]
-        self.target = Target(stage=stage, region=session.region_name, account=account)
+        partition = session.get_partition_for_region(session.region_name)
+        self.target = Target(stage=stage, region=session.region_name, account=account, partition=partition)
         self.s3 = session.client("s3")
         self.cloudformation = session.client("cloudformation")
         self.secrets = session.client("secretsmanager")
         self.lambda_ = session.client("lambda")
         self.apigateway = session.client("apigateway")
+        self.wafv2 = session.client("wafv2")
 
     # artifacts
 
@@ -386,13 +466,72 @@ class Deployment:
             return False
         return True
 
-    def web_app_host(self) -> str | None:
-        """The host of the REST API Zappa created for the app (named after its function), if any."""
+    def web_app_api_id(self) -> str | None:
+        """The id of the REST API Zappa created for the app (named after its function), if any."""
         for page in self.apigateway.get_paginator("get_rest_apis").paginate():
             for api in page["items"]:
                 if api["name"] == self.target.web_function:
-                    return f"{api['id']}.execute-api.{self.target.region}.amazonaws.com"
+                    return api["id"]
         return None
+
+    def web_app_host(self) -> str | None:
+        api_id = self.web_app_api_id()
+        return f"{api_id}.execute-api.{self.target.region}.amazonaws.com" if api_id else None
+
+    # the Django app's request limits (review L4)
+
+    def protect_web_app(self, limits: WebAppLimits, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Throttle Zappa's stage and put the stack's web ACL in front of it. A second run changes nothing."""
+        api_id = self.web_app_api_id()
+        if api_id is None:
+            raise DeployError(f"no REST API named {self.target.web_function}: Zappa has not deployed the app yet")
+        stage = self.target.stage
+        where = f"web app: stage {stage} of REST API {api_id}"
+        try:
+            described = self.apigateway.get_stage(restApiId=api_id, stageName=stage)
+        except self.apigateway.exceptions.NotFoundException:
+            raise DeployError(
+                f"REST API {api_id} has no stage {stage}: run `make deploy STAGE={stage}` again"
+            ) from None
+        current = described.get("methodSettings", {}).get("*/*", {})
+        throttle = f"{limits.rate_limit:g} requests/s, burst {limits.burst_limit}, per method"
+        if (current.get("throttlingRateLimit"), current.get("throttlingBurstLimit")) == (
+            limits.rate_limit,
+            limits.burst_limit,
+        ):
+            print(f"{where}: throttle already {throttle}")
+        else:
+            self.apigateway.update_stage(restApiId=api_id, stageName=stage, patchOperations=limits.stage_operations())
+            print(f"{where}: throttled to {throttle}")
+
+        stage_arn = self.target.web_stage_arn(api_id)
+        found = self._waf(lambda: self.wafv2.get_web_acl_for_resource(ResourceArn=stage_arn), sleep)
+        associated = (found.get("WebACL") or {}).get("ARN")
+        if associated == limits.web_acl_arn:
+            print(f"{where}: web ACL {limits.web_acl_name} already associated")
+            return
+        if associated:
+            # One web ACL per resource: another one (set by hand, or a former stack's) goes first.
+            self._waf(lambda: self.wafv2.disassociate_web_acl(ResourceArn=stage_arn), sleep)
+            print(f"{where}: web ACL {associated} disassociated")
+        self._waf(lambda: self.wafv2.associate_web_acl(WebACLArn=limits.web_acl_arn, ResourceArn=stage_arn), sleep)
+        print(f"{where}: web ACL {limits.web_acl_name} associated (per-client rate limits)")
+
+    def _waf(self, call: Callable[[], Any], sleep: Callable[[float], None]) -> Any:
+        """One WAF call, retried while WAF cannot see a stage or web ACL created moments ago."""
+        unavailable = self.wafv2.exceptions.WAFUnavailableEntityException
+        for _ in range(WAF_ATTEMPTS - 1):
+            try:
+                return call()
+            except unavailable:
+                sleep(WAF_RETRY_SECONDS)
+        try:
+            return call()
+        except unavailable as error:
+            raise DeployError(
+                f"WAF still cannot see the web ACL or Zappa's stage after {WAF_ATTEMPTS} tries: {error}; "
+                "run make deploy again"
+            ) from error
 
 
 def write_zappa_settings(values: Mapping[str, str]) -> Path:
@@ -455,7 +594,14 @@ def zappa(*arguments: str, venv: Path = ZAPPA_VENV) -> None:
         raise DeployError(f"`zappa {' '.join(arguments)}` failed (exit {result.returncode}); its output is above")
 
 
-def deploy(session: Any, stage: str, alert_email: str, app_origin: str | None, database_url: str | None) -> None:
+def deploy(
+    session: Any,
+    stage: str,
+    alert_email: str,
+    app_origin: str | None,
+    database_url: str | None,
+    overrides: Mapping[str, str] | None = None,
+) -> None:
     from infra.package import PACKAGES
 
     check_arguments(stage, alert_email, app_origin)
@@ -472,7 +618,9 @@ def deploy(session: Any, stage: str, alert_email: str, app_origin: str | None, d
 
     api_host = deployment.web_app_host()
     origin = app_origin or (f"https://{api_host}" if api_host else None)
-    outputs = deployment.deploy_stack(stack_parameters(target, alert_email, origin or PENDING_ORIGIN, code_keys))
+    outputs = deployment.deploy_stack(
+        stack_parameters(target, alert_email, origin or PENDING_ORIGIN, code_keys, overrides)
+    )
     deployment.write_remote_env(outputs, database_url)
     settings = write_zappa_settings(zappa_values(target, outputs, origin or PENDING_ORIGIN, api_host))
     # Through S3: Lambda takes at most 50 MB in a direct upload.
@@ -485,11 +633,12 @@ def deploy(session: Any, stage: str, alert_email: str, app_origin: str | None, d
         if not api_host:
             raise DeployError(f"Zappa deployed but no REST API named {target.web_function} exists; see its output")
         origin = f"https://{api_host}"
-        outputs = deployment.deploy_stack(stack_parameters(target, alert_email, origin, code_keys))
+        outputs = deployment.deploy_stack(stack_parameters(target, alert_email, origin, code_keys, overrides))
         settings = write_zappa_settings(zappa_values(target, outputs, origin, api_host))
         zappa("update", stage, "-s", str(settings), "-z", web_zip)
 
     api_host = api_host or deployment.web_app_host()
+    deployment.protect_web_app(WebAppLimits.from_outputs(outputs))
     zappa("manage", stage, "migrate", "-s", str(settings))
     zappa("manage", stage, "collectstatic --noinput", "-s", str(settings))
     print(
@@ -615,7 +764,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         session = boto3.session.Session()
         if args.command == "deploy":
-            deploy(session, args.stage, args.alert_email, args.app_origin, os.environ.get("DATABASE_URL"))
+            known = template_parameters(TEMPLATE.read_text())
+            overrides = parameter_overrides(os.environ.get("STACK_PARAMETERS"), known)
+            deploy(session, args.stage, args.alert_email, args.app_origin, os.environ.get("DATABASE_URL"), overrides)
         else:
             # The prompt only where a person can answer it; a script passes --confirm.
             ask = input if sys.stdin.isatty() else None
