@@ -39,9 +39,10 @@ lint: $(STAMP) $(CHECKOV)
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
-# Bad input as proof (README "Reliability"): the hostile corpus and 1,000 seeded mutations each get a verdict.
+# Reliability as figures (README "Reliability"): bad input, a load of 500 uploads, faults and a SIGKILL; about 10
+# minutes, not part of make test (tests/test_reliability.py runs a sample). One part: python -m reliability load.
 reliability: $(STAMP)
-	$(PY) -m reliability bad-input $(RELIABILITY_ARGS)
+	$(PY) -m reliability all $(RELIABILITY_ARGS)
 
 # Lighthouse (mobile + desktop) and the image bytes/sharpness of the pages, against a local stack with the corpus
 # uploaded (local_stack/audit.py); reports in .audit/. Needs Node and Debian's Chromium. Not part of make test.

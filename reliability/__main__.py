@@ -1,72 +1,73 @@
-"""`python -m reliability bad-input [--count 1000] [--seed 12]`: every seeded mutation of the corpus gets a verdict.
+"""``python -m reliability all|bad-input|load|faults|kill``: the pipeline's reliability, measured.
 
-Runs the public hostile corpus and ``--count`` seeded mutations of the corpus (truncations, byte flips, chunk
-splices, zero runs, duplicated chunks) through ``pipeline.imaging.process_image``, as the CLI and the processor
-call it, and reports how many became renditions, how many were refused (with their reasons, grouped), the
-worst time and the process's peak RSS. Exit status 1 if any input raised anything but a typed refusal.
+- bad-input: the hostile corpus and ``--count`` seeded mutations, through the CLI and the processor handler;
+- load: ``--uploads`` photos PUT into the local stack's raw/ at once, the processor at its configured concurrency;
+- faults: every AWS call the processor makes fails once, at each position, four ways, then SQS redelivers;
+- kill: the worker processes SIGKILLed with ``--in-flight`` photos in flight, then restarted.
+
+Prints each part's figures and what it found wrong; exit status 1 if any part found anything. Logs of the
+processes (workers, emulator, decoder messages) go to artifacts/reliability/.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
+import os
+import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import date
+from importlib.metadata import version
 from pathlib import Path
 
-from pipeline.config import ImagingSettings
-from pipeline.imaging import ImageRejected, process_image
-from reliability.mutations import mutations
+from reliability import bad_input, faults, kill, load
+from reliability.process import LOGS, Report, isolate
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+PARTS = ("bad-input", "load", "faults", "kill")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability", description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["bad-input"])
-    parser.add_argument("--count", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=12)
-    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("part", choices=[*PARTS, "all"])
+    parser.add_argument("--count", type=int, default=1000, help="bad-input: seeded mutations (default 1000)")
+    parser.add_argument("--seed", type=int, default=12, help="bad-input: the mutations' seed (default 12)")
+    parser.add_argument("--uploads", type=int, default=500, help="load: photos uploaded (default 500)")
+    parser.add_argument("--in-flight", type=int, default=50, help="kill: photos in flight (default 50)")
+    parser.add_argument("--corpus", type=Path, default=CORPUS, help="the shared corpus (photos/ and hostile/)")
     args = parser.parse_args(argv)
 
-    hostile = sorted(p for p in (args.corpus / "hostile").iterdir() if p.name != "README.md")
-    photos = sorted(p for p in (args.corpus / "photos").iterdir() if not p.name.startswith("."))
-    inputs = [(path.name, path.read_bytes()) for path in hostile]
-    inputs += [(m.name, m.data) for m in mutations(photos + hostile, args.count, seed=args.seed)]
-
-    settings = ImagingSettings()
-    outcomes: collections.Counter[str] = collections.Counter()
-    reasons: collections.Counter[str] = collections.Counter()
-    errors: list[str] = []
-    worst = (0.0, "")
-    for name, data in inputs:
-        started = time.perf_counter()
-        try:
-            process_image(data, settings)
-            outcomes["renditions"] += 1
-        except ImageRejected as refused:
-            outcomes["refused"] += 1
-            reasons[type(refused).__name__] += 1
-        except Exception as error:  # what this command exists to find
-            outcomes["ERROR"] += 1
-            errors.append(f"{name}: {type(error).__name__}: {error}")
-        elapsed = time.perf_counter() - started
-        worst = max(worst, (elapsed, name))
-
-    print(f"bad input: {len(hostile)} hostile files + {args.count} mutations (seed {args.seed})")
-    made, refused, failed = outcomes["renditions"], outcomes["refused"], outcomes["ERROR"]
-    print(f"  renditions {made}, refused with a reason {refused}, errors {failed}")
-    print("  refusals: " + ", ".join(f"{kind} {n}" for kind, n in reasons.most_common()))
-    print(f"  worst time {worst[0]:.2f} s ({worst[1]}), peak RSS {_peak_rss_mb()} MB")
-    for line in errors:
-        print(f"  ERROR {line}")
-    return 1 if errors else 0
-
-
-def _peak_rss_mb() -> int:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmHWM:"))
+    isolate(LOGS / "reliability.log")
+    processes = min(2, os.cpu_count() or 1)
+    runs: dict[str, Callable[[], Report]] = {
+        "bad-input": lambda: bad_input.run(args.corpus, args.count, args.seed, processes=processes),
+        "load": lambda: load.run(args.corpus / "photos", args.uploads),
+        "faults": lambda: faults.run(args.corpus, processes=processes),
+        "kill": lambda: kill.run(args.corpus / "photos", args.in_flight),
+    }
+    print(
+        f"python -m reliability {args.part}: {date.today().isoformat()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, moto {version('moto')}, Pillow {version('pillow')}; "
+        f"logs in {LOGS.relative_to(Path.cwd()) if LOGS.is_relative_to(Path.cwd()) else LOGS}",
+        flush=True,
+    )
+    failed = []
+    started = time.perf_counter()
+    for part in PARTS if args.part == "all" else (args.part,):
+        part_started = time.perf_counter()
+        report = runs[part]()
+        print(f"\n{report.title}:", flush=True)
+        for line in report.lines:
+            print(f"  {line}")
+        for problem in report.problems:
+            print(f"  PROBLEM {problem}")
+        print(f"  {'passed' if report.passed else 'FAILED'} in {time.perf_counter() - part_started:.0f} s", flush=True)
+        if not report.passed:
+            failed.append(part)
+    verdict = "FAILED: " + ", ".join(failed) if failed else "all passed"
+    print(f"\n{verdict} in {time.perf_counter() - started:.0f} s")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

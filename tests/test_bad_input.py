@@ -1,5 +1,5 @@
-"""Seeded mutations of corpus files (a small sample of `make reliability`'s): every one gets a verdict, renditions
-or a refusal with a reason, through the imaging, the CLI and the processor handler; never a traceback."""
+"""Seeded mutations of corpus files: every one gets a verdict, renditions or a refusal with a reason, through the
+imaging and the CLI as a subprocess; never a traceback. `make reliability`'s sample is tests/test_reliability.py."""
 
 from __future__ import annotations
 
@@ -59,17 +59,3 @@ def test_every_mutation_given_to_the_cli_gets_a_verdict_line(tmp_path):
     assert all(("facts" in verdict) != ("error" in verdict) for verdict in verdicts)
     assert "Traceback" not in completed.stderr
     assert completed.returncode in (0, 1)
-
-
-def test_make_reliability_bad_input_reports_counts_and_finds_no_error():
-    completed = subprocess.run(
-        [sys.executable, "-m", "reliability", "bad-input", "--count", "40"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-    assert completed.returncode == 0, completed.stdout
-    assert "errors 0" in completed.stdout
-    assert "peak RSS" in completed.stdout

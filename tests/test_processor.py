@@ -988,80 +988,15 @@ def test_a_mutated_upload_ends_ready_or_failed_with_a_reason_people_can_read(eve
         assert public_keys(aws, pipeline_settings) == []
 
 
-# -- faults: every AWS call the processor makes fails once, then the message is delivered again ----------------
-
-PROCESSOR_CALLS = (
-    ("s3", "HeadObject"),
-    ("s3", "GetObject"),
-    ("s3", "PutObject"),
-    ("s3", "DeleteObjects"),
-    ("dynamodb", "GetItem"),
-    ("dynamodb", "TransactWriteItems"),
-)
-
-
-def _fault(kind: str, operation: str) -> Exception:
-    if kind == "timeout":
-        return ReadTimeoutError(endpoint_url="https://example.invalid")
-    code, status = {"throttled": ("ThrottlingException", 400), "server": ("InternalError", 500)}[kind]
-    return ClientError(
-        {"Error": {"Code": code, "Message": kind}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
-    )
-
-
-class FailOnce:
-    """The ``n``-th call of ``operation`` fails (after botocore's own retries, as a persistent fault would)."""
-
-    def __init__(self, client, service: str, operation: str, kind: str, n: int) -> None:
-        self.calls, self.n, self.error = 0, n, _fault(kind, operation)
-        client.meta.events.register(f"before-parameter-build.{service}.{operation}", self)
-
-    def __call__(self, **_: Any) -> None:
-        self.calls += 1
-        if self.calls == self.n:
-            raise self.error
-
-
-@pytest.mark.parametrize("kind", ["throttled", "server", "timeout"])
-@pytest.mark.parametrize(("service", "operation"), PROCESSOR_CALLS)
-@pytest.mark.parametrize("n", [1, 2])
-def test_any_aws_call_failing_once_leaves_a_consistent_record_after_redelivery(
-    events, aws, pipeline_settings, service, operation, kind, n
-):
-    # A re-upload, so that every call happens (the second run also deletes the first run's files).
-    deliver(events.put("raw/fault.jpg", PHOTOS / "Canon_40D.jpg"), events)
-    event = events.put("raw/fault.jpg", PHOTOS / "DSCN0010.jpg")
-    client = aws.s3 if service == "s3" else aws.dynamodb
-    fault = FailOnce(client, service, operation, kind, n)
-
-    try:
-        failed = bool(invoke(events.sqs(event))["batchItemFailures"])
-    except BatchProcessingError:  # every message of the batch failed: Powertools fails the invocation
-        failed = True
-    if failed:  # the fault reached the handler: SQS delivers the message again
-        assert invoke(on_delivery(events.sqs(event), 2)) == {"batchItemFailures": []}
-
-    record = record_for(aws, pipeline_settings, "raw/fault.jpg")
-    assert fault.calls >= 1
-    assert record.status is Status.READY
-    assert (record.width, record.height) == (640, 480)  # the re-upload's picture
-    assert public_keys(aws, pipeline_settings) == sorted(r.key for r in record.renditions)  # no orphan, none missing
-    items = aws.dynamodb.scan(TableName=pipeline_settings.table, Select="COUNT")["Count"]
-    assert items == 1  # one record, no duplicate
+# -- faults (every AWS call failing once at each position, then redelivery: tests/test_reliability.py) ------
 
 
 def test_a_timeout_after_the_ready_write_went_through_does_not_delete_the_files_it_names(
     events, aws, pipeline_settings
 ):
     event = events.put("raw/late-answer.jpg", PHOTOS / "DSCN0010.jpg")
-    transactions: list[int] = []
-
-    def answer_lost_after_commit(http_response: Any, **_: Any) -> None:
-        transactions.append(1)
-        if len(transactions) == 2:  # the claim, then the ready write: it commits, and its answer is lost
-            raise ReadTimeoutError(endpoint_url="https://dynamodb.invalid")
-
-    aws.dynamodb.meta.events.register("after-call.dynamodb.TransactWriteItems", answer_lost_after_commit)
+    # The claim, then the ready write: it commits, and its answer is lost.
+    FailOnce(aws.dynamodb, "dynamodb", "TransactWriteItems", "timeout-after", n=2)
     with pytest.raises(ReadTimeoutError):
         invoke(event)
 
