@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench reliability package deploy destroy clean clean-local audit pixels
+.PHONY: run test lint bench reliability package deploy destroy clean clean-local audit pixels rotate-origin-secret
 STAGE ?= dev
 CHECKOV := .venv-checkov/.installed
 ZAPPA := .venv-zappa/.installed
@@ -61,6 +61,10 @@ package: $(STAMP)
 
 deploy: $(STAMP) $(ZAPPA) package
 	$(PY) -m infra.deploy deploy --stage $(STAGE) --alert-email "$(ALERT_EMAIL)"
+
+# A new secret between CloudFront and the origins, rolled out origins first (docs/deploy.md, "The origin secret").
+rotate-origin-secret: $(STAMP)
+	$(PY) -m infra.deploy rotate-origin-secret --stage $(STAGE)
 
 destroy: $(STAMP) $(ZAPPA)
 	$(PY) -m infra.deploy destroy --stage $(STAGE) $(if $(filter yes,$(DELETE_DATA)),--delete-data) $(if $(CONFIRM),--confirm "$(CONFIRM)")

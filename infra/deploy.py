@@ -1,12 +1,16 @@
 """`make deploy` / `make destroy`: the CloudFormation stack, the Lambda zips and the Zappa-deployed Django app.
 
-deploy, in order: artifacts bucket -> upload the zips `make package` built and the template -> create or update
-the stack and wait -> read its outputs -> write the app's secrets to Zappa's remote env file -> render
-zappa_settings.json's placeholders from the outputs -> `zappa deploy|update` -> `zappa manage migrate` and
-`collectstatic`. On the very first deploy the app's origin (Zappa's API Gateway URL) is unknown until Zappa has
-created it, so the stack and the app are updated once more with it (CORS and ALLOWED_HOSTS need it). Then Zappa's
-REST API stage gets the stack's web ACL (per-client rate limits) and a stage-wide throttle: Zappa creates that API
-outside the stack, so no template can. STACK_PARAMETERS="Key=Value ..." sets the template's tuning parameters.
+deploy, in order: artifacts bucket -> upload the zips `make package` built and the template -> (EDGE_WAF=on: the
+edge web ACL's stack in us-east-1) -> create or update the stack and wait -> read its outputs -> write the app's
+secrets to Zappa's remote env file -> render zappa_settings.json's placeholders from the outputs -> `zappa
+deploy|update` -> `zappa manage migrate` and `collectstatic`. One CloudFront distribution is the site; on the very
+first deploy Zappa's REST API (the app's origin) and the site's URL are unknown until the stack and Zappa have
+created them, so the stack is updated once more with both (the distribution then fronts the app; CORS follows the
+site's URL). Zappa's REST API stage gets a stage-wide throttle: Zappa creates that API outside the stack, so no
+template can. STACK_PARAMETERS="Key=Value ..." sets the template's tuning parameters (and the edge web ACL's).
+
+rotate-origin-secret: a new value for the header CloudFront sends the app and the read API, rolled out origins
+first so that no request is refused (docs/deploy.md, "The origin secret").
 
 destroy: prod, and any stage with --delete-data, only once the stack's name is typed (or given as --confirm);
 --delete-data backs the table up first, and never deletes prod's images or table (the template retains both).
@@ -43,18 +47,20 @@ ZAPPA_VENV: Final = ROOT / ".venv-zappa"
 # API per package and, when that fails, silently keeps this machine's binaries; this does not depend on it.
 WEB_PACKAGES: Final = ROOT / "build" / "zappa-venv"
 APP_NAME: Final = "image-pipeline"
-# Used for CORS and ALLOWED_HOSTS only during the first deploy, before Zappa has created the app's URL.
+EDGE_WAF_TEMPLATE: Final = ROOT / "infra" / "edge-waf.yaml"
+# CloudFront takes web ACLs (and certificates) from this region only.
+EDGE_REGION: Final = "us-east-1"
+# The bucket's and the API's CORS origin during a first deploy's first pass, before the distribution (the site) exists.
 PENDING_ORIGIN: Final = "https://first-deploy.invalid"
 STAGES: Final = ("dev", "prod")
-ORIGIN_PATTERN: Final = re.compile(r"https?://[^/]+")
+DOMAIN_PATTERN: Final = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
+CERTIFICATE_PATTERN: Final = re.compile(r"arn:aws[a-z-]*:acm:us-east-1:[0-9]{12}:certificate/[0-9a-f-]+")
 EMAIL_PATTERN: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # What make destroy never lets a stack delete take with it (the template retains them; tests keep the two equal).
 DATA_RESOURCES: Final = ("ImageBucket", "ImageTable")
 # What the app gets from Zappa's remote_env file (secrets) rather than from zappa_settings.json.
-REMOTE_ENV_NAMES: Final = ("SECRET_KEY", "PIPELINE_SECRET", "DATABASE_URL")
-# WAF answers WAFUnavailableEntityException for a stage or web ACL it cannot see yet (just created): wait and retry.
-WAF_ATTEMPTS: Final = 12
-WAF_RETRY_SECONDS: Final = 10
+REMOTE_ENV_NAMES: Final = ("SECRET_KEY", "PIPELINE_SECRET", "DATABASE_URL", "ORIGIN_VERIFY_SECRET")
+ORIGIN_SECRET_LENGTH: Final = 48
 
 
 class DeployError(RuntimeError):
@@ -88,6 +94,20 @@ class Target:
     def remote_env_key(self) -> str:
         return f"zappa/{self.stage}/remote-env.json"
 
+    @property
+    def edge_stack_name(self) -> str:
+        return f"{self.stack_name}-edge-waf"
+
+    @property
+    def origin_secret_name(self) -> str:
+        """The stack's OriginVerifySecret (its Name in infra/pipeline.yaml)."""
+        return f"{self.app_name}/{self.stage}/origin-verify"
+
+    @property
+    def regional_web_acl_name(self) -> str:
+        """The regional web ACL earlier stacks associated with Zappa's stage (before the distribution fronted it)."""
+        return f"{self.app_name}-{self.stage}-web"
+
     def web_stage_arn(self, api_id: str) -> str:
         """The ARN WAF knows Zappa's REST API stage by (Zappa names the stage after ours)."""
         return f"arn:{self.partition}:apigateway:{self.region}::/restapis/{api_id}/stages/{self.stage}"
@@ -95,26 +115,19 @@ class Target:
 
 @dataclass(frozen=True)
 class WebAppLimits:
-    """What make deploy puts on the REST API stage Zappa creates: the stack's web ACL and a stage-wide throttle."""
+    """What make deploy puts on the REST API stage Zappa creates: a stage-wide throttle (every client together)."""
 
-    web_acl_arn: str
     rate_limit: float  # steady requests per second, per method, from every client together
     burst_limit: int
 
     @classmethod
     def from_outputs(cls, outputs: Mapping[str, str]) -> WebAppLimits:
         try:
-            return cls(
-                outputs["WebAclArn"], float(outputs["WebThrottleRateLimit"]), int(outputs["WebThrottleBurstLimit"])
-            )
+            return cls(float(outputs["WebThrottleRateLimit"]), int(outputs["WebThrottleBurstLimit"]))
         except KeyError as missing:
             raise DeployError(
                 f"the stack has no output {missing.args[0]}: its template predates the request limits; deploy again"
             ) from None
-
-    @property
-    def web_acl_name(self) -> str:
-        return self.web_acl_arn.rsplit("/", 2)[-2]  # arn:...:regional/webacl/<name>/<id>
 
     def stage_operations(self) -> list[dict[str, str]]:
         """API Gateway's stage method settings for every method (``/*/*``) of the stage."""
@@ -122,6 +135,33 @@ class WebAppLimits:
             {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": f"{self.rate_limit:g}"},
             {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": str(self.burst_limit)},
         ]
+
+
+@dataclass(frozen=True)
+class FrontDoor:
+    """The stack parameters of the distribution that make deploy fills (infra/pipeline.yaml's front door group)."""
+
+    web_app_host: str = ""  # Zappa's REST API host; empty until Zappa has deployed
+    site_domain: str = ""
+    certificate_arn: str = ""
+    edge_web_acl_arn: str = ""
+    origin_secret_version: str = ""  # what the read API accepts
+    edge_secret_version: str = ""  # what CloudFront sends; differs only during rotate-origin-secret
+
+    def parameters(self) -> dict[str, str]:
+        return {
+            "WebAppOriginDomain": self.web_app_host,
+            "SiteDomain": self.site_domain,
+            "CertificateArn": self.certificate_arn,
+            "EdgeWebAclArn": self.edge_web_acl_arn,
+            "OriginSecretVersion": self.origin_secret_version,
+            "EdgeSecretVersion": self.edge_secret_version or self.origin_secret_version,
+        }
+
+    @property
+    def complete(self) -> bool:
+        """True when the distribution fronts the app and both pin the origin secret's version."""
+        return bool(self.web_app_host and self.origin_secret_version)
 
 
 # -- pure parts (tested without AWS) ---------------------------------------------------------------------------
@@ -205,9 +245,9 @@ def render(settings: Any, values: Mapping[str, str]) -> Any:
     return settings
 
 
-def zappa_values(target: Target, outputs: Mapping[str, str], app_origin: str, api_host: str | None) -> dict[str, str]:
-    """The placeholder values for one stage, from the stack's outputs and the app's origin."""
-    hosts = {host for host in (api_host, app_origin.split("://", 1)[1]) if host and host != "first-deploy.invalid"}
+def zappa_values(target: Target, outputs: Mapping[str, str]) -> dict[str, str]:
+    """The placeholder values for one stage, from the stack's outputs: the site's one URL above all."""
+    site_url = outputs["SiteUrl"]
     return {
         "STAGE": target.stage,
         "AWS_REGION": target.region,
@@ -215,32 +255,34 @@ def zappa_values(target: Target, outputs: Mapping[str, str], app_origin: str, ap
         "WEB_APP_ROLE_ARN": outputs["WebAppRoleArn"],
         "IMAGE_BUCKET": outputs["ImageBucketName"],
         "IMAGE_TABLE": outputs["ImageTableName"],
-        "CDN_URL": outputs["CdnUrl"],
         "CDN_DISTRIBUTION_ID": outputs["CdnDistributionId"],
-        "API_URL": outputs["ApiUrl"],
-        "APP_ORIGIN": app_origin,
-        # Django refuses every request until the second pass of a first deploy fills in the real host.
-        "ALLOWED_HOSTS": ",".join(sorted(hosts)) or "first-deploy.invalid",
+        # Pages, static files, renditions and the API on one origin: CDN_URL, CSRF_TRUSTED_ORIGINS, ALLOWED_HOSTS and
+        # the API's CORS origin all follow from it. Django sees the site's host in X-Forwarded-Host (the distribution
+        # sets it), never API Gateway's, which therefore is not an allowed host.
+        "SITE_URL": site_url,
+        "ALLOWED_HOSTS": site_url.split("://", 1)[1],
     }
 
 
 def stack_parameters(
     target: Target,
     alert_email: str,
-    app_origin: str,
+    site_url: str,
     code_keys: Mapping[str, str],
     overrides: Mapping[str, str] | None = None,
+    front_door: FrontDoor | None = None,
 ) -> list[dict]:
     """Every parameter deploy.py fills, plus the tuning ones STACK_PARAMETERS sets (the rest keep their defaults)."""
     values = {
         "Stage": target.stage,
         "AppName": target.app_name,
         "AlertEmail": alert_email,
-        "AppOrigin": app_origin,
+        "AppOrigin": site_url,
         "ArtifactBucket": target.artifact_bucket,
         "ProcessorCodeKey": code_keys["image-processor"],
         "ApiCodeKey": code_keys["image-api"],
         "TrashPurgeCodeKey": code_keys["trash-purge"],
+        **(front_door or FrontDoor()).parameters(),
     }
     taken = sorted(set(overrides or {}) & set(values))
     if taken:
@@ -275,15 +317,40 @@ def parameter_overrides(text: str | None, known: set[str]) -> dict[str, str]:
     return overrides
 
 
-def check_arguments(stage: str, alert_email: str | None, app_origin: str | None) -> None:
+def split_overrides(overrides: Mapping[str, str], edge_parameters: set[str]) -> tuple[dict, dict]:
+    """STACK_PARAMETERS for the site's stack, and those that belong to the edge web ACL's (infra/edge-waf.yaml)."""
+    edge = {key: value for key, value in overrides.items() if key in edge_parameters}
+    return {key: value for key, value in overrides.items() if key not in edge}, edge
+
+
+def check_arguments(
+    stage: str, alert_email: str | None, site_domain: str | None = None, certificate_arn: str | None = None
+) -> None:
     if stage not in STAGES:
         raise DeployError(f"STAGE must be one of {', '.join(STAGES)}, got {stage!r}")
     if alert_email is not None and not EMAIL_PATTERN.fullmatch(alert_email):
         raise DeployError(f"ALERT_EMAIL must be an e-mail address (alarms go there), got {alert_email!r}")
-    if app_origin and not ORIGIN_PATTERN.fullmatch(app_origin):
+    if site_domain and not DOMAIN_PATTERN.fullmatch(site_domain):
+        raise DeployError(f"SITE_DOMAIN must be a host name like gallery.example.com (no scheme), got {site_domain!r}")
+    if bool(site_domain) != bool(certificate_arn):
         raise DeployError(
-            f"APP_ORIGIN must be scheme and host only, like https://gallery.example.com; got {app_origin!r}"
+            "SITE_DOMAIN and CERTIFICATE_ARN go together: CloudFront serves a custom domain only with an ACM "
+            "certificate for it from us-east-1"
         )
+    if certificate_arn and not CERTIFICATE_PATTERN.fullmatch(certificate_arn):
+        raise DeployError(
+            f"CERTIFICATE_ARN must be an ACM certificate in us-east-1 (CloudFront reads none elsewhere), got "
+            f"{certificate_arn!r}"
+        )
+
+
+def new_origin_secret(previous: Mapping[str, str]) -> dict[str, str]:
+    """The next origin secret: a new current value, the old current kept as previous (the origins accept both)."""
+    import secrets
+
+    alphabet = string.ascii_letters + string.digits
+    return {"current": "".join(secrets.choice(alphabet) for _ in range(ORIGIN_SECRET_LENGTH)),
+            "previous": previous.get("current", "")}  # fmt: skip
 
 
 # -- AWS ---------------------------------------------------------------------------------------------------------
@@ -298,12 +365,12 @@ class Deployment:
         account = session.client("sts").get_caller_identity()["Account"]
         partition = session.get_partition_for_region(session.region_name)
         self.target = Target(stage=stage, region=session.region_name, account=account, partition=partition)
+        self.session = session
         self.s3 = session.client("s3")
         self.cloudformation = session.client("cloudformation")
         self.secrets = session.client("secretsmanager")
         self.lambda_ = session.client("lambda")
         self.apigateway = session.client("apigateway")
-        self.wafv2 = session.client("wafv2")
 
     # artifacts
 
@@ -372,70 +439,62 @@ class Deployment:
 
     # stack
 
-    def deploy_stack(self, parameters: list[dict]) -> dict[str, str]:
-        """Create or update the stack through a change set, wait, and return its outputs."""
-        cloudformation, name = self.cloudformation, self.target.stack_name
-        template_key = self.upload(TEMPLATE, "templates")
-        template_url = f"https://{self.target.artifact_bucket}.s3.{self.target.region}.amazonaws.com/{template_key}"
-        status = self.stack_status()
-        if status == "ROLLBACK_COMPLETE":
-            # A first create that failed leaves an empty stack that can only be deleted.
-            print(f"stack {name}: deleting the failed first attempt")
-            cloudformation.delete_stack(StackName=name)
-            cloudformation.get_waiter("stack_delete_complete").wait(StackName=name)
-            status = None
-        exists = status not in {None, "REVIEW_IN_PROGRESS"}
-        change_set = f"deploy-{template_key.rsplit('-', 1)[-1].split('.')[0]}-{os.getpid()}"
-        cloudformation.create_change_set(
-            StackName=name,
-            ChangeSetName=change_set,
-            ChangeSetType="UPDATE" if exists else "CREATE",
-            TemplateURL=template_url,
-            Parameters=parameters,
-            Capabilities=["CAPABILITY_IAM"],
-            Tags=[{"Key": "app", "Value": self.target.app_name}, {"Key": "stage", "Value": self.target.stage}],
+    def deploy_stack(self, parameters: list[dict], *, previous_template: bool = False) -> dict[str, str]:
+        """Create or update the stack through a change set, wait, and return its outputs.
+
+        ``previous_template`` changes parameters only (rotate-origin-secret): the deployed template is kept.
+        """
+        if previous_template:
+            template: dict[str, Any] = {"UsePreviousTemplate": True}
+        else:
+            template_key = self.upload(TEMPLATE, "templates")
+            bucket, region = self.target.artifact_bucket, self.target.region
+            template = {"TemplateURL": f"https://{bucket}.s3.{region}.amazonaws.com/{template_key}"}
+        return apply_change_set(
+            self.cloudformation, self.target.stack_name, template, parameters, self.target, ["CAPABILITY_IAM"]
         )
-        try:
-            cloudformation.get_waiter("change_set_create_complete").wait(
-                StackName=name, ChangeSetName=change_set, WaiterConfig={"Delay": 5, "MaxAttempts": 120}
-            )
-        except Exception as error:
-            described = cloudformation.describe_change_set(StackName=name, ChangeSetName=change_set)
-            reason = described.get("StatusReason", "")
-            if "didn't contain changes" in reason or "No updates" in reason:
-                cloudformation.delete_change_set(StackName=name, ChangeSetName=change_set)
-                print(f"stack {name}: no changes")
-                return self.outputs()
-            raise DeployError(f"CloudFormation refused the change set for {name}: {reason}") from error
-        print(f"stack {name}: {'updating' if exists else 'creating'} (CloudFront takes 5-15 minutes)...")
-        cloudformation.execute_change_set(StackName=name, ChangeSetName=change_set)
-        waiter = "stack_update_complete" if exists else "stack_create_complete"
-        try:
-            cloudformation.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": 15, "MaxAttempts": 240})
-        except Exception as error:
-            raise DeployError(f"stack {name} failed: {self._first_failure()}") from error
-        return self.outputs()
+
+    def deploy_edge_waf(self, alert_email: str, overrides: Mapping[str, str]) -> str:
+        """The edge web ACL's stack in us-east-1 (CloudFront takes web ACLs from there only); its ARN."""
+        cloudformation = self.session.client("cloudformation", region_name=EDGE_REGION)
+        values = {"Stage": self.target.stage, "AppName": self.target.app_name, "AlertEmail": alert_email, **overrides}
+        parameters = [{"ParameterKey": key, "ParameterValue": value} for key, value in values.items()]
+        outputs = apply_change_set(
+            cloudformation,
+            self.target.edge_stack_name,
+            {"TemplateBody": EDGE_WAF_TEMPLATE.read_text()},
+            parameters,
+            self.target,
+            [],
+        )
+        print(f"edge web ACL: {outputs['EdgeWebAclArn']} (stack {self.target.edge_stack_name} in {EDGE_REGION})")
+        return outputs["EdgeWebAclArn"]
 
     def outputs(self) -> dict[str, str]:
-        stack = self.cloudformation.describe_stacks(StackName=self.target.stack_name)["Stacks"][0]
-        return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+        return stack_outputs(self.cloudformation, self.target.stack_name)
 
     def stack_status(self) -> str | None:
-        try:
-            stack = self.cloudformation.describe_stacks(StackName=self.target.stack_name)["Stacks"][0]
-        except self.cloudformation.exceptions.ClientError as error:
-            if "does not exist" in str(error):
-                return None
-            raise
-        return stack["StackStatus"]
+        return stack_status(self.cloudformation, self.target.stack_name)
 
-    def _first_failure(self) -> str:
-        events = self.cloudformation.describe_stack_events(StackName=self.target.stack_name)["StackEvents"]
-        failed = [e for e in events if e["ResourceStatus"].endswith("_FAILED")]
-        if not failed:
-            return "see the stack's events in the console"
-        first = failed[-1]
-        return f"{first['LogicalResourceId']}: {first.get('ResourceStatusReason', 'no reason given')}"
+    def existing_output(self, key: str) -> str | None:
+        """An output of the stack as it is now, or None when there is no stack (a first deploy) or no such output."""
+        if self.stack_status() in {None, "REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE"}:
+            return None
+        return self.outputs().get(key)
+
+    def deployed_parameters(self) -> dict[str, str]:
+        stack = self.cloudformation.describe_stacks(StackName=self.target.stack_name)["Stacks"][0]
+        return {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+
+    # the origin secret
+
+    def origin_secret(self) -> tuple[dict[str, str], str] | None:
+        """The origin secret's value and its current version id, or None before the stack has made it."""
+        try:
+            found = self.secrets.get_secret_value(SecretId=self.target.origin_secret_name)
+        except self.secrets.exceptions.ResourceNotFoundException:
+            return None
+        return json.loads(found["SecretString"]), found["VersionId"]
 
     # the Django app
 
@@ -444,10 +503,25 @@ class Deployment:
         secrets = dict(
             zip(
                 REMOTE_ENV_NAMES,
-                (self._secret(outputs["DjangoSecretKeyArn"]), self._secret(outputs["PipelineSecretArn"]), database_url),
+                (
+                    self._secret(outputs["DjangoSecretKeyArn"]),
+                    self._secret(outputs["PipelineSecretArn"]),
+                    database_url,
+                    self._secret(outputs["OriginVerifySecretArn"]),
+                ),
                 strict=True,
             )
         )
+        self._put_remote_env(secrets)
+
+    def update_remote_env(self, name: str, value: str) -> None:
+        """One variable of the app's remote env changed, the others kept (DATABASE_URL is not deploy.py's to know)."""
+        current = self.s3.get_object(Bucket=self.target.artifact_bucket, Key=self.target.remote_env_key)
+        secrets = json.loads(current["Body"].read())
+        secrets[name] = value
+        self._put_remote_env(secrets)
+
+    def _put_remote_env(self, secrets: Mapping[str, str]) -> None:
         self.s3.put_object(
             Bucket=self.target.artifact_bucket,
             Key=self.target.remote_env_key,
@@ -458,6 +532,14 @@ class Deployment:
 
     def _secret(self, arn: str) -> str:
         return self.secrets.get_secret_value(SecretId=arn)["SecretString"]
+
+    def recycle_web_app(self, reason: str) -> None:
+        """New instances for the app's next requests: Zappa reads its remote env once per instance, at its start.
+
+        Any configuration change does it; the description is the one nothing reads (Zappa's next update resets it).
+        """
+        self.lambda_.update_function_configuration(FunctionName=self.target.web_function, Description=reason[:256])
+        self.lambda_.get_waiter("function_updated_v2").wait(FunctionName=self.target.web_function)
 
     def web_app_exists(self) -> bool:
         try:
@@ -480,8 +562,8 @@ class Deployment:
 
     # the Django app's request limits (review L4)
 
-    def protect_web_app(self, limits: WebAppLimits, *, sleep: Callable[[float], None] = time.sleep) -> None:
-        """Throttle Zappa's stage and put the stack's web ACL in front of it. A second run changes nothing."""
+    def throttle_web_app(self, limits: WebAppLimits) -> None:
+        """Throttle Zappa's stage (every client together). A second run changes nothing."""
         api_id = self.web_app_api_id()
         if api_id is None:
             raise DeployError(f"no REST API named {self.target.web_function}: Zappa has not deployed the app yet")
@@ -504,34 +586,100 @@ class Deployment:
             self.apigateway.update_stage(restApiId=api_id, stageName=stage, patchOperations=limits.stage_operations())
             print(f"{where}: throttled to {throttle}")
 
-        stage_arn = self.target.web_stage_arn(api_id)
-        found = self._waf(lambda: self.wafv2.get_web_acl_for_resource(ResourceArn=stage_arn), sleep)
-        associated = (found.get("WebACL") or {}).get("ARN")
-        if associated == limits.web_acl_arn:
-            print(f"{where}: web ACL {limits.web_acl_name} already associated")
-            return
-        if associated:
-            # One web ACL per resource: another one (set by hand, or a former stack's) goes first.
-            self._waf(lambda: self.wafv2.disassociate_web_acl(ResourceArn=stage_arn), sleep)
-            print(f"{where}: web ACL {associated} disassociated")
-        self._waf(lambda: self.wafv2.associate_web_acl(WebACLArn=limits.web_acl_arn, ResourceArn=stage_arn), sleep)
-        print(f"{where}: web ACL {limits.web_acl_name} associated (per-client rate limits)")
+    def release_regional_web_acl(self) -> None:
+        """Take the regional web ACL earlier stacks put on Zappa's stage off it, before the stack update deletes it.
 
-    def _waf(self, call: Callable[[], Any], sleep: Callable[[float], None]) -> Any:
-        """One WAF call, retried while WAF cannot see a stage or web ACL created moments ago."""
-        unavailable = self.wafv2.exceptions.WAFUnavailableEntityException
-        for _ in range(WAF_ATTEMPTS - 1):
-            try:
-                return call()
-            except unavailable:
-                sleep(WAF_RETRY_SECONDS)
-        try:
-            return call()
-        except unavailable as error:
-            raise DeployError(
-                f"WAF still cannot see the web ACL or Zappa's stage after {WAF_ATTEMPTS} tries: {error}; "
-                "run make deploy again"
-            ) from error
+        Behind CloudFront a regional web ACL sees CloudFront's addresses, not the clients': its per-address limits
+        would throttle everyone together. The per-client rules are the edge web ACL's now (infra/edge-waf.yaml).
+        A web ACL someone else associated is left alone, with a warning.
+        """
+        api_id = self.web_app_api_id()
+        if api_id is None:
+            return
+        wafv2 = self.session.client("wafv2")
+        stage_arn = self.target.web_stage_arn(api_id)
+        associated = (wafv2.get_web_acl_for_resource(ResourceArn=stage_arn).get("WebACL") or {}).get("Name")
+        if associated is None:
+            return
+        if associated != self.target.regional_web_acl_name:
+            print(f"warning: web ACL {associated} on Zappa's stage counts CloudFront's addresses, not the clients'")
+            return
+        wafv2.disassociate_web_acl(ResourceArn=stage_arn)
+        print(f"web app: regional web ACL {associated} disassociated (per-client limits are at the edge now)")
+
+
+def stack_status(cloudformation: Any, name: str) -> str | None:
+    try:
+        stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    except cloudformation.exceptions.ClientError as error:
+        if "does not exist" in str(error):
+            return None
+        raise
+    return stack["StackStatus"]
+
+
+def apply_change_set(
+    cloudformation: Any,
+    name: str,
+    template: Mapping[str, Any],
+    parameters: list[dict],
+    target: Target,
+    capabilities: list[str],
+) -> dict[str, str]:
+    """Create or update a stack through a change set, wait, and return its outputs."""
+    status = stack_status(cloudformation, name)
+    if status == "ROLLBACK_COMPLETE":
+        # A first create that failed leaves an empty stack that can only be deleted.
+        print(f"stack {name}: deleting the failed first attempt")
+        cloudformation.delete_stack(StackName=name)
+        cloudformation.get_waiter("stack_delete_complete").wait(StackName=name)
+        status = None
+    exists = status not in {None, "REVIEW_IN_PROGRESS"}
+    digest = hashlib.sha256(json.dumps([template, parameters], sort_keys=True).encode()).hexdigest()[:16]
+    change_set = f"deploy-{digest}-{os.getpid()}"
+    cloudformation.create_change_set(
+        StackName=name,
+        ChangeSetName=change_set,
+        ChangeSetType="UPDATE" if exists else "CREATE",
+        Parameters=parameters,
+        Capabilities=capabilities,
+        Tags=[{"Key": "app", "Value": target.app_name}, {"Key": "stage", "Value": target.stage}],
+        **template,
+    )
+    try:
+        cloudformation.get_waiter("change_set_create_complete").wait(
+            StackName=name, ChangeSetName=change_set, WaiterConfig={"Delay": 5, "MaxAttempts": 120}
+        )
+    except Exception as error:
+        described = cloudformation.describe_change_set(StackName=name, ChangeSetName=change_set)
+        reason = described.get("StatusReason", "")
+        if "didn't contain changes" in reason or "No updates" in reason:
+            cloudformation.delete_change_set(StackName=name, ChangeSetName=change_set)
+            print(f"stack {name}: no changes")
+            return stack_outputs(cloudformation, name)
+        raise DeployError(f"CloudFormation refused the change set for {name}: {reason}") from error
+    print(f"stack {name}: {'updating' if exists else 'creating'} (CloudFront takes 5-15 minutes)...")
+    cloudformation.execute_change_set(StackName=name, ChangeSetName=change_set)
+    waiter = "stack_update_complete" if exists else "stack_create_complete"
+    try:
+        cloudformation.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": 15, "MaxAttempts": 240})
+    except Exception as error:
+        raise DeployError(f"stack {name} failed: {first_failure(cloudformation, name)}") from error
+    return stack_outputs(cloudformation, name)
+
+
+def stack_outputs(cloudformation: Any, name: str) -> dict[str, str]:
+    stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+
+
+def first_failure(cloudformation: Any, name: str) -> str:
+    events = cloudformation.describe_stack_events(StackName=name)["StackEvents"]
+    failed = [e for e in events if e["ResourceStatus"].endswith("_FAILED")]
+    if not failed:
+        return "see the stack's events in the console"
+    first = failed[-1]
+    return f"{first['LogicalResourceId']}: {first.get('ResourceStatusReason', 'no reason given')}"
 
 
 def write_zappa_settings(values: Mapping[str, str]) -> Path:
@@ -598,55 +746,125 @@ def deploy(
     session: Any,
     stage: str,
     alert_email: str,
-    app_origin: str | None,
     database_url: str | None,
     overrides: Mapping[str, str] | None = None,
-) -> None:
+    *,
+    site_domain: str = "",
+    certificate_arn: str = "",
+    edge_waf: bool = False,
+) -> str:
+    """Deploy one stage; returns the site's one URL."""
     from infra.package import PACKAGES
 
-    check_arguments(stage, alert_email, app_origin)
+    check_arguments(stage, alert_email, site_domain, certificate_arn)
     if not database_url:
         raise DeployError("DATABASE_URL is not set: Django's tables need PostgreSQL (postgres://user:pass@host/db)")
     missing = [str(p.zip_path.relative_to(ROOT)) for p in PACKAGES if not p.zip_path.exists()]
     if missing:
         raise DeployError(f"{', '.join(missing)} missing: run `make package` first")
+    site_overrides, edge_overrides = split_overrides(
+        overrides or {}, template_parameters(EDGE_WAF_TEMPLATE.read_text()) - {"Stage", "AppName", "AlertEmail"}
+    )
+    if edge_overrides and not edge_waf:
+        raise DeployError(f"{', '.join(sorted(edge_overrides))} belong to the edge web ACL: add EDGE_WAF=on")
 
     deployment = Deployment(session, stage)
     target = deployment.target
     deployment.ensure_artifact_bucket()
     code_keys = {p.name: deployment.upload(p.zip_path, "lambda") for p in PACKAGES}
+    edge_acl = deployment.deploy_edge_waf(alert_email, edge_overrides) if edge_waf else ""
 
-    api_host = deployment.web_app_host()
-    origin = app_origin or (f"https://{api_host}" if api_host else None)
+    # What is known before this deploy: Zappa's API (not on a first deploy), the site's URL (a custom domain's, or
+    # the distribution's once it exists) and the origin secret's version (once the stack has made it).
+    api_host = deployment.web_app_host() or ""
+    site_url = f"https://{site_domain}" if site_domain else deployment.existing_output("SiteUrl")
+    secret = deployment.origin_secret()
+
+    def front_door() -> FrontDoor:
+        return FrontDoor(api_host, site_domain, certificate_arn, edge_acl, secret[1] if secret else "")
+
+    if api_host:
+        deployment.release_regional_web_acl()  # before the stack update deletes it (stacks from before issue 14)
     outputs = deployment.deploy_stack(
-        stack_parameters(target, alert_email, origin or PENDING_ORIGIN, code_keys, overrides)
+        stack_parameters(target, alert_email, site_url or PENDING_ORIGIN, code_keys, site_overrides, front_door())
     )
+    first_pass = front_door()
     deployment.write_remote_env(outputs, database_url)
-    settings = write_zappa_settings(zappa_values(target, outputs, origin or PENDING_ORIGIN, api_host))
+    settings = write_zappa_settings(zappa_values(target, outputs))
     # Through S3: Lambda takes at most 50 MB in a direct upload.
     web_zip = f"s3://{target.artifact_bucket}/{deployment.upload(package_web_app(stage, settings), 'web')}"
     zappa("update" if deployment.web_app_exists() else "deploy", stage, "-s", str(settings), "-z", web_zip)
 
-    if origin is None:
-        # First deploy: now that Zappa has made the app's URL, give it to CORS, ALLOWED_HOSTS and CSRF.
-        api_host = deployment.web_app_host()
+    if not first_pass.complete or site_url != outputs["SiteUrl"]:
+        # First deploy: now that Zappa has made the app's API and the stack the site's URL and the origin secret, the
+        # distribution fronts the app, CORS allows the site, and everything pins the secret's version.
+        api_host = deployment.web_app_host() or ""
         if not api_host:
             raise DeployError(f"Zappa deployed but no REST API named {target.web_function} exists; see its output")
-        origin = f"https://{api_host}"
-        outputs = deployment.deploy_stack(stack_parameters(target, alert_email, origin, code_keys, overrides))
-        settings = write_zappa_settings(zappa_values(target, outputs, origin, api_host))
-        zappa("update", stage, "-s", str(settings), "-z", web_zip)
+        site_url, secret = outputs["SiteUrl"], deployment.origin_secret()
+        outputs = deployment.deploy_stack(
+            stack_parameters(target, alert_email, site_url, code_keys, site_overrides, front_door())
+        )
 
-    api_host = api_host or deployment.web_app_host()
-    deployment.protect_web_app(WebAppLimits.from_outputs(outputs))
+    deployment.throttle_web_app(WebAppLimits.from_outputs(outputs))
     zappa("manage", stage, "migrate", "-s", str(settings))
     zappa("manage", stage, "collectstatic --noinput", "-s", str(settings))
+    site_url = outputs["SiteUrl"]
+    dns = f"  Point {site_domain}'s DNS at {outputs['CdnDomainName']} (CNAME, or an alias record).\n"
     print(
-        f"\n{target.stack_name} is up.\n"
-        f"  app:  https://{api_host}/{stage}/  (origin {origin})\n"
-        f"  CDN:  {outputs['CdnUrl']}\n  API:  {outputs['ApiUrl']}/images\n"
-        f"  Confirm the SNS subscription e-mail sent to {alert_email}, or no alarm will reach you."
+        f"\n{target.stack_name} is up.\n\n  site:  {site_url}/\n\n"
+        f"  One URL for everything: the gallery, {site_url}/upload/, {site_url}/admin/, {site_url}/api/images and\n"
+        f"  the images. The origins (Zappa's API {api_host}, the read API) refuse direct requests.\n"
+        + (dns if site_domain else "")
+        + f"  Confirm the SNS subscription e-mail sent to {alert_email}, or no alarm will reach you."
     )
+    return site_url
+
+
+def rotate_origin_secret(session: Any, stage: str) -> None:
+    """A new origin secret, rolled out so that no request is ever refused (docs/deploy.md, "The origin secret").
+
+    1. The secret becomes {"current": new, "previous": old}.
+    2. The app learns it first: its remote env, then new instances (Zappa reads the env once per instance).
+    3. The read API learns it: a stack update pinning the new version for the origins, CloudFront still sending old.
+    4. CloudFront sends the new value: a stack update pinning the new version for the edge too.
+    Between 2 and 4 both origins accept both values; the old one stays accepted until the next rotation.
+    """
+    check_arguments(stage, None)
+    deployment = Deployment(session, stage)
+    target = deployment.target
+    found = deployment.origin_secret()
+    if found is None or deployment.stack_status() is None:
+        raise DeployError(f"{target.stack_name} has no origin secret yet: run `make deploy STAGE={stage}` first")
+    old, old_version = found
+    parameters = deployment.deployed_parameters()
+    # The version CloudFront sends now: what the stack pins, or the current one (the same, after a deploy).
+    edge_version = parameters.get("EdgeSecretVersion") or old_version
+    new_version = deployment.secrets.put_secret_value(
+        SecretId=target.origin_secret_name, SecretString=json.dumps(new_origin_secret(old))
+    )["VersionId"]
+    print(f"origin secret: new version {new_version} (the previous value stays accepted)")
+    new_value = deployment.secrets.get_secret_value(SecretId=target.origin_secret_name)["SecretString"]
+    deployment.update_remote_env("ORIGIN_VERIFY_SECRET", new_value)
+    if deployment.web_app_exists():
+        deployment.recycle_web_app(f"origin secret {new_version}")
+        print("web app: new instances read the new origin secret")
+
+    def keep_but(changed: Mapping[str, str]) -> list[dict]:
+        return [
+            {"ParameterKey": key, "ParameterValue": changed[key]} if key in changed
+            else {"ParameterKey": key, "UsePreviousValue": True}
+            for key in parameters
+        ]  # fmt: skip
+
+    deployment.deploy_stack(
+        keep_but({"OriginSecretVersion": new_version, "EdgeSecretVersion": edge_version}), previous_template=True
+    )
+    print("read API: accepts the new origin secret")
+    deployment.deploy_stack(
+        keep_but({"OriginSecretVersion": new_version, "EdgeSecretVersion": new_version}), previous_template=True
+    )
+    print(f"CloudFront: sends the new origin secret ({target.stack_name} updated); rotation done")
 
 
 def destroy(
@@ -663,7 +881,7 @@ def destroy(
     table are retained by the template (DeletionPolicy): a dev stage's are deleted here after the stack, a prod
     stage's are left for a person to empty and delete by hand.
     """
-    check_arguments(stage, None, None)
+    check_arguments(stage, None)
     confirm_destroy(stage, delete_data, confirm, ask)
     deployment = Deployment(session, stage)
     target = deployment.target
@@ -681,9 +899,7 @@ def destroy(
                 f"template predates DeletionPolicy Retain): run `make deploy STAGE={stage}` first, then destroy"
             )
     if deployment.web_app_exists():
-        api_host = deployment.web_app_host()
-        origin = f"https://{api_host}" if api_host else PENDING_ORIGIN
-        settings = write_zappa_settings(zappa_values(target, outputs, origin, api_host))
+        settings = write_zappa_settings(zappa_values(target, outputs))
         zappa("undeploy", stage, "--yes", "-s", str(settings))
     bucket, table = outputs["ImageBucketName"], outputs["ImageTableName"]
     if not delete_data:
@@ -755,7 +971,11 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser("deploy", help="create or update a stage")
     up.add_argument("--stage", default="dev")
     up.add_argument("--alert-email", required=True)
-    up.add_argument("--app-origin", default=os.environ.get("APP_ORIGIN") or None)
+    up.add_argument("--site-domain", default=os.environ.get("SITE_DOMAIN", ""), help="a custom domain for the site")
+    up.add_argument("--certificate-arn", default=os.environ.get("CERTIFICATE_ARN", ""), help="its ACM certificate")
+    up.add_argument("--edge-waf", action="store_true", default=os.environ.get("EDGE_WAF", "").lower() in {"on", "1"})
+    rotate = commands.add_parser("rotate-origin-secret", help="a new secret between CloudFront and the origins")
+    rotate.add_argument("--stage", default="dev")
     down = commands.add_parser("destroy", help="undeploy the app and delete the stack")
     down.add_argument("--stage", default="dev")
     down.add_argument("--delete-data", action="store_true")
@@ -764,9 +984,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         session = boto3.session.Session()
         if args.command == "deploy":
-            known = template_parameters(TEMPLATE.read_text())
+            known = template_parameters(TEMPLATE.read_text()) | template_parameters(EDGE_WAF_TEMPLATE.read_text())
             overrides = parameter_overrides(os.environ.get("STACK_PARAMETERS"), known)
-            deploy(session, args.stage, args.alert_email, args.app_origin, os.environ.get("DATABASE_URL"), overrides)
+            deploy(
+                session,
+                args.stage,
+                args.alert_email,
+                os.environ.get("DATABASE_URL"),
+                overrides,
+                site_domain=args.site_domain,
+                certificate_arn=args.certificate_arn,
+                edge_waf=args.edge_waf,
+            )
+        elif args.command == "rotate-origin-secret":
+            rotate_origin_secret(session, args.stage)
         else:
             # The prompt only where a person can answer it; a script passes --confirm.
             ask = input if sys.stdin.isatty() else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,6 +86,9 @@ class Settings:
     # The upload queue's maxReceiveCount: on this delivery of a message the processor gives up on a transient
     # error, marks the record failed and lets the message go to the dead-letter queue.
     max_receive_count: int = 5
+    # The values of X-Origin-Verify the app and the read API accept (pipeline.origin): the origin secret's current
+    # and previous ones. Empty (make run, the tests) accepts every request.
+    origin_secrets: tuple[str, ...] = ()
 
     def require_deployable(self, environ: Mapping[str, str] | None = None) -> None:
         """ConfigError if a Lambda on AWS would run with the published PIPELINE_SECRET (or one too short to keep).
@@ -136,6 +140,7 @@ class Settings:
             imaging=imaging,
             cors_origins=_origins(env, "API_CORS_ORIGINS", DEFAULT_CORS_ORIGINS),
             max_receive_count=_int(env, "MAX_RECEIVE_COUNT", cls.max_receive_count),
+            origin_secrets=_origin_secrets(env, "ORIGIN_VERIFY_SECRET"),
         )
 
 
@@ -189,3 +194,20 @@ def _origins(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tup
         if origin != "*" and not origin.startswith(("https://", "http://")):
             raise ConfigError(f"{name} must list origins like https://gallery.example.com, got {origin!r}")
     return origins
+
+
+def _origin_secrets(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """The origin secret as Secrets Manager holds it, {"current": ..., "previous": ...}, or one plain value."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ()
+    if not raw.startswith("{"):
+        return (raw,)
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f'{name} must be JSON like {{"current": "...", "previous": "..."}} or one value') from None
+    values = tuple(str(document.get(key) or "") for key in ("current", "previous") if isinstance(document, dict))
+    if not values or not values[0]:
+        raise ConfigError(f'{name} has no "current" value')
+    return tuple(value for value in values if value)

@@ -94,8 +94,23 @@ if PRODUCTION:
 PIPELINE = Settings.from_env()
 
 SECRET_KEY = os.environ.get("SECRET_KEY") or LOCAL_SECRET_KEY
-ALLOWED_HOSTS = _list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver,[::1]")
-CSRF_TRUSTED_ORIGINS = _list("CSRF_TRUSTED_ORIGINS")
+# The site's one URL (its CloudFront distribution or custom domain): pages, the API, static files and renditions.
+# make deploy sets it, and CDN_URL, CSRF_TRUSTED_ORIGINS, ALLOWED_HOSTS and API_CORS_ORIGINS from it.
+SITE_URL = os.environ.get("SITE_URL", "").strip().rstrip("/")
+_SITE_HOST = urlsplit(SITE_URL).hostname or ""
+ALLOWED_HOSTS = _list("ALLOWED_HOSTS", _SITE_HOST or ("" if PRODUCTION else "127.0.0.1,localhost,testserver,[::1]"))
+CSRF_TRUSTED_ORIGINS = _list("CSRF_TRUSTED_ORIGINS", SITE_URL)
+
+# -- behind the site's CloudFront distribution (gallery/origin.py, docs/deploy.md) ------------------------------------
+# With an origin secret, every request Django answers came through CloudFront (the others get a 403), which reaches
+# Zappa's API Gateway at /<stage>/... with API Gateway's Host. Zappa then sets SCRIPT_NAME=/<stage>: Django must
+# build root-relative URLs instead (the distribution serves the app at /), and take the site's host from
+# X-Forwarded-Host, which CloudFront's ForwardHostFunction sets from the viewer's Host. Trusting that header is safe
+# only because nobody else can reach Django; without an origin secret neither setting is on.
+BEHIND_CLOUDFRONT = bool(PIPELINE.origin_secrets)
+if BEHIND_CLOUDFRONT:
+    FORCE_SCRIPT_NAME = ""
+    USE_X_FORWARDED_HOST = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -110,6 +125,8 @@ INSTALLED_APPS = [
     "gallery",
 ]
 MIDDLEWARE = [
+    # First: a request that did not come through CloudFront is refused before anything else runs (gallery/origin.py).
+    "gallery.origin.OriginVerifyMiddleware",
     # Outermost, so it compresses what every other middleware returns: the pages (API Gateway, in front of
     # Zappa, does not compress) and, locally, the static files WhiteNoise serves. Pages carrying a CSRF token
     # are compressed too: Django masks the token differently in every response, so BREACH cannot recover it
@@ -302,11 +319,13 @@ def _s3_upload_origins(bucket: str, region: str) -> list[str]:
 
 CDN_ORIGIN = _origin(PIPELINE.cdn_url)
 S3_UPLOAD_ORIGINS = _s3_upload_origins(PIPELINE.bucket, PIPELINE.region)
-_STATIC_ORIGINS = [CDN_ORIGIN] if PRODUCTION else []
+# One distribution serves the site, its static files and its renditions: then the CDN is 'self'.
+_CDN_SOURCES = [] if SITE_URL and _origin(SITE_URL) == CDN_ORIGIN else [CDN_ORIGIN]
+_STATIC_ORIGINS = _CDN_SOURCES if PRODUCTION else []
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
-        "img-src": [SELF, CDN_ORIGIN, "data:", "blob:"],
+        "img-src": [SELF, *_CDN_SOURCES, "data:", "blob:"],
         "script-src": [SELF, *_STATIC_ORIGINS],
         "style-src": [SELF, *_STATIC_ORIGINS, UNSAFE_INLINE],
         "connect-src": [SELF, *S3_UPLOAD_ORIGINS],

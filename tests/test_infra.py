@@ -67,6 +67,36 @@ def actions_by_resource(role: str) -> dict[str, set[str]]:
     return granted
 
 
+def resolved(node: Any, conditions: dict[str, bool]) -> Any:
+    """A template fragment with its Fn::If resolved for ``conditions`` and AWS::NoValue left out."""
+    if isinstance(node, dict):
+        if node.keys() == {"Fn::If"}:
+            name, if_true, if_false = node["Fn::If"]
+            return resolved(if_true if conditions[name] else if_false, conditions)
+        values = {key: resolved(value, conditions) for key, value in node.items()}
+        return {key: value for key, value in values.items() if value != NO_VALUE}
+    if isinstance(node, list):
+        return [value for value in (resolved(item, conditions) for item in node) if value != NO_VALUE]
+    return node
+
+
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+FRONTING = {
+    "FrontsApp": True,
+    "HasSiteDomain": False,
+    "HasEdgeWebAcl": False,
+    "OriginSecretPinned": True,
+    "EdgeSecretPinned": True,
+}
+
+
+def distribution(**conditions: bool) -> dict[str, Any]:
+    """The distribution's configuration once it fronts the app (or as ``conditions`` say)."""
+    return resolved(properties("Distribution")["DistributionConfig"], {**FRONTING, **conditions})
+
+
 def sub(expression: str) -> str:
     return json.dumps({"Fn::Sub": expression}, sort_keys=True)
 
@@ -362,16 +392,21 @@ def test_nothing_in_the_bucket_policy_lets_anyone_read_hidden_renditions():
 
 
 def test_cdn_serves_the_public_prefix_through_origin_access_control():
-    config = properties("Distribution")["DistributionConfig"]
-    origins = {o["Id"]: o for o in config["Origins"]}
+    config = distribution()
+    origins = {o["Id"]: o for o in config["Origins"] if "S3OriginConfig" in o}
+    assert set(origins) == {"ImageBucketPublic", "ImageBucketStatic"}
     assert origins["ImageBucketPublic"]["OriginPath"] == "/public"
     assert "OriginPath" not in origins["ImageBucketStatic"]  # static/ files are served at /static/ as stored
     for origin in origins.values():
         assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OriginAccessControl", "Id"]}
         assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
     behaviours = {b["PathPattern"]: b for b in config["CacheBehaviors"]}
-    assert set(behaviours) == {"/thumbs/*", "/optimized/*", "/static/*"}
     assert behaviours["/static/*"]["TargetOriginId"] == "ImageBucketStatic"
+    assert (
+        behaviours["/thumbs/*"]["TargetOriginId"]
+        == behaviours["/optimized/*"]["TargetOriginId"]
+        == ("ImageBucketPublic")
+    )
     for behaviour in [*behaviours.values(), config["DefaultCacheBehavior"]]:
         assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
         assert behaviour["Compress"] is True
@@ -387,8 +422,7 @@ def test_rendition_cache_key_is_the_versioned_path_alone_and_caches_a_year():
     assert not key["EnableAcceptEncodingGzip"]
     assert not key["EnableAcceptEncodingBrotli"]
     assert cache["DefaultTTL"] == cache["MaxTTL"] == 365 * 24 * 3600
-    behaviours = properties("Distribution")["DistributionConfig"]["CacheBehaviors"]
-    for behaviour in behaviours:
+    for behaviour in distribution()["CacheBehaviors"]:
         if behaviour["PathPattern"] in {"/thumbs/*", "/optimized/*"}:
             assert behaviour["CachePolicyId"] == {"Ref": "RenditionCachePolicy"}
 
@@ -399,6 +433,9 @@ def test_cdn_responses_carry_security_headers():
     assert headers["ContentTypeOptions"]["Override"] is True
     assert headers["FrameOptions"]["FrameOption"] == "DENY"
     assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "strict-origin-when-cross-origin"
+    # Django sends its own, stricter referrer policy and a more precise CSP on pages: those are kept.
+    assert headers["ReferrerPolicy"]["Override"] is False
+    assert headers["ContentSecurityPolicy"]["Override"] is False
 
 
 def test_http_api_routes_both_paths_to_the_api_function_with_payload_2():
@@ -577,6 +614,7 @@ def test_every_lambda_variable_the_template_sets_is_one_the_core_reads():
     sample["API_CORS_ORIGINS"] = "https://gallery.example.com"
     sample["CDN_DISTRIBUTION_ID"] = "E2EXAMPLE7TEST"
     sample["MAX_RECEIVE_COUNT"] = "3"
+    sample["ORIGIN_VERIFY_SECRET"] = '{"current": "c", "previous": "p"}'
     default = Settings.from_env({})
     for function in ("ProcessorFunction", "ApiFunction", "TrashPurgeFunction"):
         for name in properties(function)["Environment"]["Variables"]:
@@ -632,6 +670,7 @@ FAKE_OUTPUTS = {
     "WebAppRoleArn": f"arn:aws:iam::{ACCOUNT}:role/web",
     "ImageBucketName": BUCKET_NAME,
     "ImageTableName": "ImageMetadata-dev",
+    "SiteUrl": "https://d111111abcdef8.cloudfront.net",
     "CdnUrl": "https://d111111abcdef8.cloudfront.net",
     "CdnDistributionId": "E2EXAMPLE7TEST",
     "ApiUrl": "https://abc123.execute-api.us-east-1.amazonaws.com",
@@ -640,7 +679,7 @@ FAKE_OUTPUTS = {
 
 def rendered_zappa_settings(stage: str = "dev") -> dict[str, Any]:
     target = deploy.Target(stage=stage, region=REGION, account=ACCOUNT)
-    values = deploy.zappa_values(target, FAKE_OUTPUTS, "https://app.example.com", "web123.execute-api.amazonaws.com")
+    values = deploy.zappa_values(target, FAKE_OUTPUTS)
     return deploy.render(ZAPPA_SETTINGS, values)
 
 
@@ -835,7 +874,8 @@ def test_remote_env_holds_the_stack_secrets_and_the_database_url_encrypted(deplo
     secrets = deployment.secrets
     django_arn = secrets.create_secret(Name="django", SecretString="django-key")["ARN"]
     pipeline_arn = secrets.create_secret(Name="pipeline", SecretString="pipeline-secret")["ARN"]
-    outputs = {"DjangoSecretKeyArn": django_arn, "PipelineSecretArn": pipeline_arn}
+    origin_arn = secrets.create_secret(Name="origin", SecretString='{"current": "c", "previous": ""}')["ARN"]
+    outputs = {"DjangoSecretKeyArn": django_arn, "PipelineSecretArn": pipeline_arn, "OriginVerifySecretArn": origin_arn}
     deployment.write_remote_env(outputs, "postgres://u:p@db/gallery")
     stored = deployment.s3.get_object(Bucket=deployment.target.artifact_bucket, Key="zappa/dev/remote-env.json")
     assert stored["ServerSideEncryption"] == "AES256"
@@ -843,6 +883,7 @@ def test_remote_env_holds_the_stack_secrets_and_the_database_url_encrypted(deplo
         "SECRET_KEY": "django-key",
         "PIPELINE_SECRET": "pipeline-secret",
         "DATABASE_URL": "postgres://u:p@db/gallery",
+        "ORIGIN_VERIFY_SECRET": '{"current": "c", "previous": ""}',
     }
 
 

@@ -1,25 +1,26 @@
-"""Request limits (review L4): the web ACL in front of the Django app, the throttle on Zappa's stage, the read API's.
+"""Request limits (review L4, issue 14): the edge web ACL on the distribution, the throttles on Zappa's and the read
+API's stages.
 
-The template is read as written (moto's CloudFormation does not model WAFv2); make deploy's steps on Zappa's REST
-API stage run against moto, which models get_stage/update_stage's method settings and WAF's associations.
+The templates are read as written (moto's CloudFormation does not model WAFv2 or CloudFront); make deploy's steps on
+Zappa's REST API stage run against moto, which models get_stage/update_stage's method settings and WAF's
+associations.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from cfnlint.decode import cfn_yaml
+from conftest import ROOT
 from django.urls import reverse
 from test_infra import (
     ACCOUNT,
     REGION,
-    RESOURCES,
     TEMPLATE,
-    assert_any_in_five_minutes_mails_the_topic,
+    distribution,
     of_type,
     properties,
     statements,
@@ -27,15 +28,30 @@ from test_infra import (
 
 from infra import deploy
 
-RATE_RULES = ("SensitivePathsPerClient", "EveryPathPerClient")
+EDGE = cfn_yaml.load(str(ROOT / "infra" / "edge-waf.yaml"))
+RATE_RULES = ("SensitivePathsPerClient", "ApiPerClient", "EveryPagePerClient")
+
+
+def edge_acl() -> dict[str, Any]:
+    return EDGE["Resources"]["EdgeWebAcl"]["Properties"]
 
 
 def rules() -> dict[str, dict[str, Any]]:
-    return {rule["Name"]: rule for rule in properties("WebAcl")["Rules"]}
+    return {rule["Name"]: rule for rule in edge_acl()["Rules"]}
 
 
 def default(parameter: str) -> Any:
-    return TEMPLATE["Parameters"][parameter]["Default"]
+    template = EDGE if parameter in EDGE["Parameters"] else TEMPLATE
+    return template["Parameters"][parameter]["Default"]
+
+
+def byte_matches(path: str, statements_: list[dict[str, Any]]) -> bool:
+    """What WAF's byte matches decide for a path (already decoded and normalised)."""
+    checks = {"ENDS_WITH": str.endswith, "STARTS_WITH": str.startswith}
+    return any(
+        checks[s["ByteMatchStatement"]["PositionalConstraint"]](path, s["ByteMatchStatement"]["SearchString"])
+        for s in statements_
+    )
 
 
 def ends_with_any(path: str, statements_: list[dict[str, Any]]) -> bool:
@@ -46,9 +62,14 @@ def ends_with_any(path: str, statements_: list[dict[str, Any]]) -> bool:
 # -- the web ACL, as written ------------------------------------------------------------------------------------------
 
 
-def test_web_acl_is_regional_allows_by_default_and_reports_every_rule_to_cloudwatch():
-    acl = properties("WebAcl")
-    assert acl["Scope"] == "REGIONAL"  # API Gateway REST APIs take regional web ACLs only
+def test_edge_web_acl_is_cloudfront_scope_in_us_east_1_allows_by_default_and_reports_every_rule():
+    acl = edge_acl()
+    assert acl["Scope"] == "CLOUDFRONT"
+    # CloudFront takes web ACLs from us-east-1 only: the template refuses any other region.
+    assert EDGE["Rules"]["OnlyInUsEast1"]["Assertions"][0]["Assert"] == {
+        "Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]
+    }
+    assert deploy.EDGE_REGION == "us-east-1"
     assert acl["DefaultAction"] == {"Allow": {}}
     for visibility in [acl["VisibilityConfig"], *(rule["VisibilityConfig"] for rule in acl["Rules"])]:
         assert visibility["CloudWatchMetricsEnabled"] is True
@@ -59,11 +80,43 @@ def test_web_acl_is_regional_allows_by_default_and_reports_every_rule_to_cloudwa
     assert len(set(priorities)) == len(priorities)
 
 
-def test_every_request_counts_towards_a_per_address_limit_of_the_web_rate_limit_parameter():
-    statement = rules()["EveryPathPerClient"]["Statement"]["RateBasedStatement"]
-    assert statement == {"Limit": {"Ref": "WebRateLimit"}, "EvaluationWindowSec": 300, "AggregateKeyType": "IP"}
+def test_the_distribution_takes_the_edge_web_acl_only_when_one_is_given():
+    assert distribution(HasEdgeWebAcl=True)["WebACLId"] == {"Ref": "EdgeWebAclArn"}
+    assert "WebACLId" not in distribution(HasEdgeWebAcl=False)
+    assert default("EdgeWebAclArn") == ""  # off by default, for cost
+    assert EDGE["Outputs"]["EdgeWebAclArn"]["Value"] == {"Fn::GetAtt": ["EdgeWebAcl", "Arn"]}
+
+
+def test_no_regional_web_acl_is_left_behind_the_distribution():
+    # Behind CloudFront a regional web ACL would count CloudFront's addresses: one half-measure too many.
+    assert not of_type("AWS::WAFv2::WebACL")
+    assert not of_type("AWS::WAFv2::WebACLAssociation")
+    assert "WebAclArn" not in TEMPLATE["Outputs"]
+
+
+def test_pages_count_towards_a_per_address_limit_but_the_files_a_page_pulls_do_not():
+    statement = rules()["EveryPagePerClient"]["Statement"]["RateBasedStatement"]
+    assert (statement["Limit"], statement["EvaluationWindowSec"], statement["AggregateKeyType"]) == (
+        {"Ref": "WebRateLimit"},
+        300,
+        "IP",
+    )
     assert default("WebRateLimit") == 1000
-    assert TEMPLATE["Parameters"]["WebRateLimit"]["MinValue"] == 10  # WAF's lowest limit
+    assert EDGE["Parameters"]["WebRateLimit"]["MinValue"] == 10  # WAF's lowest limit
+    excluded = statement["ScopeDownStatement"]["NotStatement"]["Statement"]["OrStatement"]["Statements"]
+    for path in ("/", "/images/01HV6J1ZQ3M4ABCD/", "/accounts/login/", "/upload/policy/"):
+        assert not byte_matches(path, excluded), path
+    for path in ("/static/gallery/gallery.js", "/thumbs/a/v-256x192.webp", "/optimized/a/v-1280.jpg", "/api/images"):
+        assert byte_matches(path, excluded), path
+
+
+def test_the_read_api_has_its_own_per_address_limit():
+    statement = rules()["ApiPerClient"]["Statement"]["RateBasedStatement"]
+    assert (statement["Limit"], statement["AggregateKeyType"]) == ({"Ref": "ApiRateLimit"}, "IP")
+    scope = [statement["ScopeDownStatement"]]
+    assert byte_matches("/api/images", scope)
+    assert byte_matches("/api/images/01HV6J1ZQ3M4ABCD", scope)
+    assert not byte_matches("/images/01HV6J1ZQ3M4ABCD/", scope)
 
 
 def test_login_and_upload_paths_have_a_tighter_per_address_limit():
@@ -83,16 +136,15 @@ def test_login_and_upload_paths_have_a_tighter_per_address_limit():
             "URL_DECODE",
             "NORMALIZE_PATH",
         ]
-    # Under Zappa's /<stage> prefix or a custom domain's root alike; the gallery, the API and upload/done are not.
+    # The distribution serves the app at the root; the gallery, the API and upload/done are not sensitive.
     for path in sensitive:
-        assert ends_with_any(f"/dev{path}", matches)
         assert ends_with_any(path, matches)
-    for path in ("/dev/", "/dev/images/01HV6J1ZQ3M4ABCD/", "/dev/api/images", reverse("gallery:upload-done")):
+    for path in ("/", "/images/01HV6J1ZQ3M4ABCD/", "/api/images", reverse("gallery:upload-done")):
         assert not ends_with_any(path, matches), path
 
 
 def test_the_rate_limits_come_first_and_answer_a_json_429_with_retry_after():
-    acl = properties("WebAcl")
+    acl = edge_acl()
     ordered = [rule["Name"] for rule in sorted(acl["Rules"], key=lambda rule: rule["Priority"])]
     # A rule after a terminating one never sees what that one blocked, so the rate rules count every request.
     assert ordered[: len(RATE_RULES)] == list(RATE_RULES)
@@ -117,7 +169,7 @@ def test_known_bad_inputs_block_and_the_common_rule_set_counts_unless_blocking_i
     group = common["Statement"]["ManagedRuleGroupStatement"]
     assert (group["VendorName"], group["Name"]) == ("AWS", "AWSManagedRulesCommonRuleSet")
     assert common["OverrideAction"] == {"Fn::If": ["BlockCommonRuleSetMatches", {"None": {}}, {"Count": {}}]}
-    assert TEMPLATE["Conditions"]["BlockCommonRuleSetMatches"] == {
+    assert EDGE["Conditions"]["BlockCommonRuleSetMatches"] == {
         "Fn::Equals": [{"Ref": "WebCommonRuleSetAction"}, "block"]
     }
     assert default("WebCommonRuleSetAction") == "count"
@@ -125,46 +177,41 @@ def test_known_bad_inputs_block_and_the_common_rule_set_counts_unless_blocking_i
     assert group["RuleActionOverrides"] == [{"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]
 
 
-def test_blocked_requests_alarm_watches_the_whole_web_acl_and_mails_the_topic():
-    alarm = properties("WebAclBlockedAlarm")
+def test_blocked_requests_alarm_watches_the_whole_edge_web_acl_and_mails_its_own_topic():
+    alarm = EDGE["Resources"]["EdgeWebAclBlockedAlarm"]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/WAFV2", "BlockedRequests")
     dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
-    # WAF publishes a regional web ACL's totals under its metric name, the region and Rule=ALL.
-    assert dimensions == {
-        "WebACL": properties("WebAcl")["VisibilityConfig"]["MetricName"],
-        "Region": {"Ref": "AWS::Region"},
-        "Rule": "ALL",
-    }
-    assert_any_in_five_minutes_mails_the_topic(alarm)
+    assert dimensions == {"WebACL": edge_acl()["VisibilityConfig"]["MetricName"], "Rule": "ALL"}
+    # An alarm in us-east-1 cannot publish to the site stack's topic in its own region.
+    assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": "EdgeAlertTopic"}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["Period"]) == (0, "GreaterThanThreshold", 300)
 
 
 def test_no_role_of_the_stack_may_change_the_firewall_or_the_stages():
-    # The web ACL is associated by the deployer (make deploy), never by a function the stack runs.
+    # The stage throttle is set by the deployer (make deploy), never by a function the stack runs.
     for role in of_type("AWS::IAM::Role"):
         for statement in statements(role):
             granted = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert not [a for a in granted if a.split(":")[0] in {"wafv2", "apigateway"}], (role, granted)
 
 
-def test_stack_outputs_give_make_deploy_the_web_acl_and_the_stage_throttle():
+def test_stack_outputs_give_make_deploy_the_stage_throttle():
     outputs = TEMPLATE["Outputs"]
-    assert outputs["WebAclArn"]["Value"] == {"Fn::GetAtt": ["WebAcl", "Arn"]}
     assert outputs["WebThrottleRateLimit"]["Value"] == {"Ref": "WebThrottleRateLimit"}
     assert outputs["WebThrottleBurstLimit"]["Value"] == {"Ref": "WebThrottleBurstLimit"}
     # CloudFormation hands outputs over as strings.
     limits = deploy.WebAppLimits.from_outputs(
         {
-            "WebAclArn": f"arn:aws:wafv2:{REGION}:{ACCOUNT}:regional/webacl/image-pipeline-dev-web/abc",
             "WebThrottleRateLimit": str(default("WebThrottleRateLimit")),
             "WebThrottleBurstLimit": str(default("WebThrottleBurstLimit")),
         }
     )
-    assert (limits.rate_limit, limits.burst_limit, limits.web_acl_name) == (50.0, 100, "image-pipeline-dev-web")
+    assert (limits.rate_limit, limits.burst_limit) == (50.0, 100)
     assert limits.stage_operations() == [
         {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": "50"},
         {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": "100"},
     ]
-    with pytest.raises(deploy.DeployError, match="no output WebAclArn"):
+    with pytest.raises(deploy.DeployError, match="no output WebThrottleRateLimit"):
         deploy.WebAppLimits.from_outputs({})
 
 
@@ -176,23 +223,28 @@ def test_read_api_keeps_a_stage_throttle_per_route_and_no_web_acl():
     }
     assert (default("ReadApiRateLimit"), default("ReadApiBurstLimit")) == (50, 100)
     assert "RouteSettings" not in stage
-    # WAF cannot be associated with an HTTP API: nothing in the stack tries (its per-client limit is issue 14's).
+    # WAF cannot be associated with an HTTP API: its per-client limit is the edge web ACL's ApiPerClient.
     assert not of_type("AWS::WAFv2::WebACLAssociation")
-    assert "HttpApi" not in json.dumps(RESOURCES["WebAcl"])
+    assert "HttpApi" not in json.dumps(EDGE)
 
 
 # -- STACK_PARAMETERS: changing a limit at deploy time ----------------------------------------------------------------
 
 
 def test_stack_parameters_reader_finds_every_template_parameter():
-    text = deploy.TEMPLATE.read_text()
-    assert deploy.template_parameters(text) == set(TEMPLATE["Parameters"])
+    assert deploy.template_parameters(deploy.TEMPLATE.read_text()) == set(TEMPLATE["Parameters"])
+    assert deploy.template_parameters(deploy.EDGE_WAF_TEMPLATE.read_text()) == set(EDGE["Parameters"])
 
 
 def test_stack_parameters_set_tuning_values_and_refuse_unknown_or_deploy_owned_ones():
-    known = set(TEMPLATE["Parameters"])
+    known = set(TEMPLATE["Parameters"]) | set(EDGE["Parameters"])
     overrides = deploy.parameter_overrides(" WebRateLimit=2000  WebThrottleRateLimit=20 ", known)
     assert overrides == {"WebRateLimit": "2000", "WebThrottleRateLimit": "20"}
+    # The per-client limits go to the edge web ACL's stack, the rest to the site's.
+    assert deploy.split_overrides(overrides, set(EDGE["Parameters"])) == (
+        {"WebThrottleRateLimit": "20"},
+        {"WebRateLimit": "2000"},
+    )
     assert deploy.parameter_overrides(None, known) == {}
     with pytest.raises(deploy.DeployError, match="no parameter 'WebRateLimt'"):
         deploy.parameter_overrides("WebRateLimt=2000", known)
@@ -204,6 +256,10 @@ def test_stack_parameters_set_tuning_values_and_refuse_unknown_or_deploy_owned_o
     assert {"ParameterKey": "WebRateLimit", "ParameterValue": "2000"} in passed
     with pytest.raises(deploy.DeployError, match="cannot set Stage"):
         deploy.stack_parameters(target, "ops@example.com", "https://app.example.com", code_keys, {"Stage": "prod"})
+    with pytest.raises(deploy.DeployError, match="cannot set WebAppOriginDomain"):
+        deploy.stack_parameters(
+            target, "ops@example.com", "https://app.example.com", code_keys, {"WebAppOriginDomain": "x"}
+        )
 
 
 # -- make deploy's step on Zappa's stage, against moto --------------------------------------------------------------
@@ -211,7 +267,7 @@ def test_stack_parameters_set_tuning_values_and_refuse_unknown_or_deploy_owned_o
 
 @pytest.fixture
 def zappa_app():
-    """moto with the REST API Zappa makes for the dev app (`/` and `/{proxy+}`, ANY, stage dev) and a web ACL."""
+    """moto with the REST API Zappa makes for the dev app (`/` and `/{proxy+}`, ANY, stage dev)."""
     import boto3
     from moto import mock_aws
 
@@ -232,23 +288,27 @@ def zappa_app():
         yield deployment, api_id, calls
 
 
-def web_acl(deployment: deploy.Deployment, name: str) -> str:
-    return deployment.wafv2.create_web_acl(
+def regional_web_acl(deployment: deploy.Deployment, name: str, api_id: str) -> str:
+    wafv2 = deployment.session.client("wafv2")
+    arn = wafv2.create_web_acl(
         Name=name,
         Scope="REGIONAL",
         DefaultAction={"Allow": {}},
         VisibilityConfig={"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": name},
     )["Summary"]["ARN"]
+    wafv2.associate_web_acl(WebACLArn=arn, ResourceArn=deployment.target.web_stage_arn(api_id))
+    return arn
+
+
+def associated_web_acl(deployment: deploy.Deployment, api_id: str) -> str | None:
+    wafv2 = deployment.session.client("wafv2")
+    found = wafv2.get_web_acl_for_resource(ResourceArn=deployment.target.web_stage_arn(api_id))
+    return (found.get("WebACL") or {}).get("ARN")
 
 
 def stage_throttle(deployment: deploy.Deployment, api_id: str) -> tuple[float, int]:
     settings = deployment.apigateway.get_stage(restApiId=api_id, stageName="dev")["methodSettings"]["*/*"]
     return settings["throttlingRateLimit"], settings["throttlingBurstLimit"]
-
-
-def associated_web_acl(deployment: deploy.Deployment, api_id: str) -> str | None:
-    found = deployment.wafv2.get_web_acl_for_resource(ResourceArn=deployment.target.web_stage_arn(api_id))
-    return (found.get("WebACL") or {}).get("ARN")
 
 
 def test_stage_arn_is_the_one_waf_knows_zappas_stage_by():
@@ -260,178 +320,62 @@ def test_stage_arn_is_the_one_waf_knows_zappas_stage_by():
     assert china.web_stage_arn("abc123") == "arn:aws-cn:apigateway:cn-north-1::/restapis/abc123/stages/prod"
 
 
-def test_deploy_throttles_zappas_stage_and_associates_the_stacks_web_acl(zappa_app, capsys):
+def test_deploy_throttles_zappas_stage(zappa_app, capsys):
     deployment, api_id, calls = zappa_app
-    limits = deploy.WebAppLimits(web_acl(deployment, "image-pipeline-dev-web"), 50.0, 100)
 
-    deployment.protect_web_app(limits)
+    deployment.throttle_web_app(deploy.WebAppLimits(50.0, 100))
 
     assert stage_throttle(deployment, api_id) == (50.0, 100)
-    assert associated_web_acl(deployment, api_id) == limits.web_acl_arn
     printed = capsys.readouterr().out
     assert f"stage dev of REST API {api_id}: throttled to 50 requests/s, burst 100, per method" in printed
-    assert "web ACL image-pipeline-dev-web associated" in printed
-    assert {"UpdateStage", "AssociateWebACL"} <= set(calls)
+    assert "UpdateStage" in calls
 
 
 def test_deploying_again_changes_nothing_and_says_so(zappa_app, capsys):
-    deployment, api_id, calls = zappa_app
-    limits = deploy.WebAppLimits(web_acl(deployment, "image-pipeline-dev-web"), 50.0, 100)
-    deployment.protect_web_app(limits)
+    deployment, _api_id, calls = zappa_app
+    deployment.throttle_web_app(deploy.WebAppLimits(50.0, 100))
     capsys.readouterr()
     calls.clear()
 
-    deployment.protect_web_app(limits)
+    deployment.throttle_web_app(deploy.WebAppLimits(50.0, 100))
 
-    assert not {"UpdateStage", "AssociateWebACL", "DisassociateWebACL"} & set(calls)
-    printed = capsys.readouterr().out
-    assert "throttle already 50 requests/s, burst 100" in printed
-    assert "web ACL image-pipeline-dev-web already associated" in printed
-    assert associated_web_acl(deployment, api_id) == limits.web_acl_arn
+    assert "UpdateStage" not in calls
+    assert "throttle already 50 requests/s, burst 100" in capsys.readouterr().out
 
 
 def test_a_changed_limit_reaches_the_stage_on_the_next_deploy(zappa_app):
     deployment, api_id, _ = zappa_app
-    arn = web_acl(deployment, "image-pipeline-dev-web")
-    deployment.protect_web_app(deploy.WebAppLimits(arn, 50.0, 100))
-    deployment.protect_web_app(deploy.WebAppLimits(arn, 12.5, 25))
+    deployment.throttle_web_app(deploy.WebAppLimits(50.0, 100))
+    deployment.throttle_web_app(deploy.WebAppLimits(12.5, 25))
     assert stage_throttle(deployment, api_id) == (12.5, 25)
 
 
-def test_another_web_acl_on_the_stage_is_replaced_by_the_stacks(zappa_app, capsys):
-    deployment, api_id, calls = zappa_app
-    stray = web_acl(deployment, "set-by-hand")
-    deployment.wafv2.associate_web_acl(WebACLArn=stray, ResourceArn=deployment.target.web_stage_arn(api_id))
-    ours = web_acl(deployment, "image-pipeline-dev-web")
-    calls.clear()
-
-    deployment.protect_web_app(deploy.WebAppLimits(ours, 50.0, 100))
-
-    assert associated_web_acl(deployment, api_id) == ours
-    assert calls.index("DisassociateWebACL") < calls.index("AssociateWebACL")
-    assert f"web ACL {stray} disassociated" in capsys.readouterr().out
-
-
-def test_protecting_before_zappa_has_made_the_api_says_so():
+def test_throttling_before_zappa_has_made_the_api_says_so():
     import boto3
     from moto import mock_aws
 
     with mock_aws():
         deployment = deploy.Deployment(boto3.session.Session(region_name=REGION), "dev")
         with pytest.raises(deploy.DeployError, match="no REST API named image-pipeline-web-dev"):
-            deployment.protect_web_app(deploy.WebAppLimits("arn:aws:wafv2:x:y:regional/webacl/n/i", 50.0, 100))
+            deployment.throttle_web_app(deploy.WebAppLimits(50.0, 100))
 
 
-def unavailable(deployment: deploy.Deployment) -> ClientError:
-    error = {"Error": {"Code": "WAFUnavailableEntityException", "Message": "AWS WAF couldn't retrieve the resource"}}
-    return deployment.wafv2.exceptions.WAFUnavailableEntityException(error, "AssociateWebACL")
-
-
-def test_waf_not_seeing_a_new_stage_yet_is_waited_for(zappa_app, monkeypatch):
+def test_the_former_regional_web_acl_leaves_zappas_stage_before_the_stack_deletes_it(zappa_app, capsys):
     deployment, api_id, _ = zappa_app
-    arn = web_acl(deployment, "image-pipeline-dev-web")
-    associate = deployment.wafv2.associate_web_acl
-    failures = iter([unavailable(deployment), unavailable(deployment)])
+    regional_web_acl(deployment, deployment.target.regional_web_acl_name, api_id)
 
-    def associate_when_visible(**kwargs: Any) -> Any:
-        failure = next(failures, None)
-        if failure:
-            raise failure
-        return associate(**kwargs)
+    deployment.release_regional_web_acl()
 
-    monkeypatch.setattr(deployment.wafv2, "associate_web_acl", associate_when_visible)
-    slept: list[float] = []
-    deployment.protect_web_app(deploy.WebAppLimits(arn, 50.0, 100), sleep=slept.append)
-    assert slept == [deploy.WAF_RETRY_SECONDS] * 2
+    assert associated_web_acl(deployment, api_id) is None
+    assert "regional web ACL image-pipeline-dev-web disassociated" in capsys.readouterr().out
+    deployment.release_regional_web_acl()  # nothing left: a second run does nothing
+
+
+def test_a_web_acl_someone_else_put_on_the_stage_is_left_with_a_warning(zappa_app, capsys):
+    deployment, api_id, _ = zappa_app
+    arn = regional_web_acl(deployment, "set-by-hand", api_id)
+
+    deployment.release_regional_web_acl()
+
     assert associated_web_acl(deployment, api_id) == arn
-
-
-def test_waf_that_never_sees_the_stage_ends_the_deploy_with_a_sentence(zappa_app, monkeypatch):
-    deployment, _, _ = zappa_app
-    arn = web_acl(deployment, "image-pipeline-dev-web")
-
-    def never(**kwargs: Any) -> Any:
-        raise unavailable(deployment)
-
-    monkeypatch.setattr(deployment.wafv2, "associate_web_acl", never)
-    slept: list[float] = []
-    with pytest.raises(deploy.DeployError, match=r"WAF still cannot see .* run make deploy again"):
-        deployment.protect_web_app(deploy.WebAppLimits(arn, 50.0, 100), sleep=slept.append)
-    assert len(slept) == deploy.WAF_ATTEMPTS - 1
-
-
-# -- make deploy runs the step after Zappa, every time ------------------------------------------------------------
-
-
-class RecordingDeployment:
-    """deploy.Deployment's surface as deploy() uses it, recording the order of what it is asked to do."""
-
-    def __init__(self, events: list[str], *, app_exists: bool) -> None:
-        self.events = events
-        self.app_exists = app_exists
-        self.target = deploy.Target("dev", REGION, ACCOUNT)
-        self.outputs = {
-            "WebAppRoleArn": "arn:aws:iam::123456789012:role/web",
-            "ImageBucketName": "bucket",
-            "ImageTableName": "ImageMetadata-dev",
-            "CdnUrl": "https://d111.cloudfront.net",
-            "CdnDistributionId": "E2EXAMPLE",
-            "ApiUrl": "https://abc.execute-api.us-east-1.amazonaws.com",
-            "WebAclArn": f"arn:aws:wafv2:{REGION}:{ACCOUNT}:regional/webacl/image-pipeline-dev-web/id",
-            "WebThrottleRateLimit": "50",
-            "WebThrottleBurstLimit": "100",
-        }
-
-    def ensure_artifact_bucket(self) -> None:
-        pass
-
-    def upload(self, path: Path, prefix: str) -> str:
-        return f"{prefix}/{path.name}"
-
-    def web_app_host(self) -> str | None:
-        return "web123.execute-api.us-east-1.amazonaws.com" if self.app_exists else None
-
-    def deploy_stack(self, parameters: list[dict]) -> dict[str, str]:
-        self.events.append("stack")
-        return self.outputs
-
-    def write_remote_env(self, outputs: Any, database_url: str) -> None:
-        pass
-
-    def web_app_exists(self) -> bool:
-        return self.app_exists
-
-    def protect_web_app(self, limits: deploy.WebAppLimits) -> None:
-        assert self.app_exists, "protected before Zappa made the app"
-        self.events.append(f"protect {limits.web_acl_name} {limits.rate_limit:g}/{limits.burst_limit}")
-
-
-@pytest.mark.parametrize("first_deploy", [False, True], ids=["update", "first-deploy"])
-def test_make_deploy_protects_the_app_after_zappa_and_before_migrate(first_deploy, monkeypatch, tmp_path):
-    import infra.package
-
-    events: list[str] = []
-    fake = RecordingDeployment(events, app_exists=not first_deploy)
-    packages = []
-    for package in infra.package.PACKAGES:
-        zip_path = tmp_path / f"{package.name}.zip"
-        zip_path.write_bytes(b"PK")
-        packages.append(type("Package", (), {"name": package.name, "zip_path": zip_path}))
-
-    def zappa(*arguments: str, **_: Any) -> None:
-        events.append("zappa " + " ".join(arguments[:2]))
-        if arguments[0] == "deploy":
-            fake.app_exists = True
-
-    monkeypatch.setattr(infra.package, "PACKAGES", packages)
-    monkeypatch.setattr(deploy, "Deployment", lambda session, stage: fake)
-    monkeypatch.setattr(deploy, "zappa", zappa)
-    monkeypatch.setattr(deploy, "package_web_app", lambda stage, settings: tmp_path / "web.zip")
-    monkeypatch.setattr(deploy, "write_zappa_settings", lambda values: tmp_path / "zappa_settings.json")
-
-    deploy.deploy(object(), "dev", "ops@example.com", None, "postgres://u:p@db/gallery")
-
-    zappa_app = [e for e in events if e.startswith(("zappa deploy", "zappa update"))]
-    protect = events.index("protect image-pipeline-dev-web 50/100")
-    assert events.count("protect image-pipeline-dev-web 50/100") == 1
-    assert events.index(zappa_app[-1]) < protect < events.index("zappa manage dev")
+    assert "set-by-hand on Zappa's stage counts CloudFront's addresses" in capsys.readouterr().out

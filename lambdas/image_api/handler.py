@@ -16,7 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline import api
+from pipeline import api, origin
 from pipeline.config import Settings
 from pipeline.store import Aws
 
@@ -85,6 +85,16 @@ def _send(document: dict[str, Any]) -> Response:
     return _to_response(api.respond(document, if_none_match=app.current_event.headers.get("if-none-match")))
 
 
+def _refused() -> dict[str, Any]:
+    answer = api.respond(api.ApiError(403, "forbidden", origin.REFUSED))
+    return {
+        "statusCode": answer.status,
+        "headers": dict(answer.headers),
+        "body": answer.body.decode(),
+        "isBase64Encoded": False,
+    }
+
+
 def _to_response(answer: api.HttpResponse) -> Response:
     headers = dict(answer.headers)
     if settings.cors_origins:
@@ -96,7 +106,10 @@ def _to_response(answer: api.HttpResponse) -> Response:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response = app.resolve(event, context)
+    # Only CloudFront, which adds the origin secret, may call the API (pipeline.origin); API Gateway lower-cases
+    # header names in payload 2.0.
+    sent = (event.get("headers") or {}).get(origin.HEADER.lower())
+    response = app.resolve(event, context) if origin.is_verified(sent, settings.origin_secrets) else _refused()
     # Responses2xx/4xx/5xx: what the alarms and the dashboard count (a 5xx here is a bug or an AWS outage).
     metrics.add_metric(name=f"Responses{response['statusCode'] // 100}xx", unit=MetricUnit.Count, value=1)
     return response
