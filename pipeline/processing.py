@@ -12,7 +12,8 @@ The flow for one ``ObjectCreated`` (see docs/processor.md for the why):
 5. Re-read the record (consistent): still ours? Then write the renditions under a version of this run's own
    (``keys.rendition_key``; under ``hidden/`` for a hidden image) and mark the record ``ready`` with every fact
    and the list of its renditions. Only once the record points at the new files are the files it pointed at
-   before deleted (and the flat layout's, for records made before versioned keys). A run that loses the record
+   before deleted (and the flat layout's, for records made before versioned keys, and any file in the image's
+   folders that no record names: what a killed run or a lost PUT answer left). A run that loses the record
    on the way deletes the files of its own version and nothing else, so no run can overwrite or delete another's.
    A refused image instead loses any renditions of an earlier version and is marked ``failed`` with the reason.
 
@@ -344,9 +345,15 @@ class _Job:
         at = self.clock()
         sha256 = hashlib.sha256(source).hexdigest()
         legacy = keys.legacy_rendition_keys(self.image_id)
+        # Files no record names: a run killed between its PUTs and its ready write, a PUT whose answer was lost
+        # after S3 stored it. Listed after this run's PUTs, so that they go with the record's old files. A twin run
+        # writing right now may be listed too: if this write wins, that run loses and its files are stale anyway.
+        unnamed = {
+            key for prefix in keys.image_rendition_prefixes(self.image_id) for key in self.objects.list_keys(prefix)
+        }
 
         def ready(current: ImageRecord) -> ImageRecord:
-            stale = {r.key for r in current.renditions} | set(current.stale_keys) | set(legacy)
+            stale = {r.key for r in current.renditions} | set(current.stale_keys) | set(legacy) | unnamed
             return current.with_status(Status.READY, at=at).replace(
                 stale_keys=tuple(sorted(stale - set(written))),
                 content_type=facts.mime,
@@ -389,6 +396,7 @@ class _Job:
         """PUT every rendition under this run's version. If a PUT fails, the ones already written are deleted
         before the error goes on to be retried: no record names them, so they would be public orphans."""
         renditions: list[Rendition] = []
+        key = None  # the PUT under way: S3 may have stored it even if its answer never came
         try:
             for encoded in processed.renditions:
                 key = keys.rendition_key(
@@ -412,8 +420,8 @@ class _Job:
                     )
                 )
         except BaseException:
-            with contextlib.suppress(Exception):  # the outage may stop this too: then fail() sweeps them
-                self.objects.delete([r.key for r in renditions])
+            with contextlib.suppress(Exception):  # the outage may stop this too: the next run's listing sweeps them
+                self.objects.delete([r.key for r in renditions] + ([key] if key else []))
             raise
         return renditions
 

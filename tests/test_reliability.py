@@ -22,9 +22,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 SMALL_SOURCES = tuple(
     sorted(p for p in [*PHOTOS.iterdir(), *HOSTILE.iterdir()] if p.suffix != ".md" and 0 < p.stat().st_size < 200_000)
 )
-# A rendition PUT whose answer is lost after S3 stored it leaves that file behind, named by no record: a run stopped
-# between its PUTs and its ready write leaves its files (reported; the fix belongs in pipeline/processing.py).
-ORPHAN_BUG = "a run stopped between its rendition PUTs and its ready write leaves its files, named by no record"
 
 
 # -- bad input ---------------------------------------------------------------------------------------------------
@@ -99,8 +96,6 @@ def fault_harness() -> Iterator[ProcessorHarness]:
 def test_any_aws_call_failing_once_leaves_a_consistent_record_after_redelivery(fault_harness, first_calls, kind):
     operations = set()
     for number, case in enumerate(first_calls):
-        if kind == "timeout-after" and case.call.operation == "PutObject":
-            continue  # ORPHAN_BUG: test_a_rendition_put_whose_answer_is_lost_leaves_no_orphan
         outcome = faults.run_case(
             fault_harness, faults.Case(case.scenario, case.call, kind), f"raw/{kind}-{number}.jpg", CORPUS
         )
@@ -111,7 +106,6 @@ def test_any_aws_call_failing_once_leaves_a_consistent_record_after_redelivery(f
     assert {"HeadObject", "GetObject", "GetItem", "TransactWriteItems", "DeleteObjects", "ListObjectsV2"} <= operations
 
 
-@pytest.mark.xfail(strict=True, reason=ORPHAN_BUG)
 def test_a_rendition_put_whose_answer_is_lost_leaves_no_orphan(fault_harness):
     case = faults.Case(faults.SCENARIOS[0], faults.Call("s3", "PutObject", 1), "timeout-after")
 
@@ -133,5 +127,4 @@ def test_a_sigkill_mid_batch_then_a_restart_leaves_every_upload_ready_once(tmp_p
     assert (found.failed, found.lost, found.stuck, found.extra_records) == ([], [], [], 0)
     assert (found.queued, found.dead_letters) == ((0, 0), 0)
     assert found.missing == []
-    if found.orphans:
-        pytest.xfail(f"{ORPHAN_BUG}: {len(found.orphans)} orphans")
+    assert found.orphans == []  # what the killed run wrote went with the next run's ready write
