@@ -247,7 +247,7 @@ def render(settings: Any, values: Mapping[str, str]) -> Any:
 
 def zappa_values(target: Target, outputs: Mapping[str, str]) -> dict[str, str]:
     """The placeholder values for one stage, from the stack's outputs: the site's one URL above all."""
-    site_url = outputs["SiteUrl"]
+    site_url = outputs.get("SiteUrl") or outputs["CdnUrl"]  # CdnUrl: a stack from before the one distribution
     return {
         "STAGE": target.stage,
         "AWS_REGION": target.region,
