@@ -1,5 +1,5 @@
 """The browser proof: a staff member uploads, watches processing, views, edits, trashes, restores and deletes
-photos in Chromium, against the whole local stack (moto, the real processor, the CDN stand-in, Django) started as
+photos in Chromium, against the whole local stack (moto, the real processor, Django, the front door) started as
 ``make run`` does.
 
 The tests of this module share one stack, one logged-in browser context and the uploads made once by the

@@ -159,7 +159,7 @@ def test_an_unknown_item_identifier_fails_the_whole_batch() -> None:
     assert failed_message_ids(response, [{"MessageId": "a"}, {"MessageId": "b"}]) == {"a", "b"}
 
 
-# -- the CDN stand-in ---------------------------------------------------------------------------------------
+# -- the S3 origin behind the front door (local_stack.cdn) ---------------------------------------------------
 
 
 def test_cdn_serves_public_paths_from_the_public_prefix() -> None:
