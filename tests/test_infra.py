@@ -355,9 +355,13 @@ def test_bucket_blocks_public_access_and_refuses_plain_http():
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_bucket_cors_lets_only_the_app_origin_post_uploads():
+def test_bucket_cors_lets_only_the_app_origin_post_uploads_and_a_developers_origin_when_asked():
     (rule,) = properties("ImageBucket")["CorsConfiguration"]["CorsRules"]
-    assert rule["AllowedOrigins"] == [{"Ref": "AppOrigin"}]
+    condition, with_dev, without = rule["AllowedOrigins"]["Fn::If"]
+    assert without == [{"Ref": "AppOrigin"}]
+    assert with_dev == [{"Ref": "AppOrigin"}, {"Ref": "DevUploadOrigin"}]
+    assert TEMPLATE["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "DevUploadOrigin"}, ""]}]}
+    assert TEMPLATE["Parameters"]["DevUploadOrigin"]["Default"] == ""
     assert rule["AllowedMethods"] == ["POST"]
 
 
