@@ -264,6 +264,13 @@ def update_metadata(image_id: str, *, title: str, alt_text: str, tags: Iterable[
                 f"{keys.HIDDEN_PREFIX if saved.hidden else keys.PUBLIC_PREFIX} ({error}). Save again to finish."
             ) from error
         saved = settled or saved
+    else:
+        # The page and the document show the new title, alt text and tags at once, not when the CDN's copy ages
+        # out (listing pages do: max-age). Best effort: the edit is saved, a stale copy lasts two minutes at most.
+        try:
+            cdn().invalidate(keys.cdn_document_paths(saved.id))
+        except Exception:  # botocore's ClientError/connection errors
+            logger.warning("could not invalidate the CDN's copy of image %s's page and document", saved.id)
     return saved
 
 

@@ -143,7 +143,12 @@ def cdn_invalidation_paths(image_id: str) -> tuple[str, ...]:
     the one distribution caches the whole site, its page (``/images/<id>/``) and its API document
     (``/api/images/<id>``), so that hide and delete take those off at once too. Listing pages age out (max-age)."""
     renditions = tuple(f"/{folder}/{image_id}/*" for folder in RENDITION_DIRS.values())
-    return (*renditions, f"/images/{image_id}/", f"/api/images/{image_id}")
+    return (*renditions, *cdn_document_paths(image_id))
+
+
+def cdn_document_paths(image_id: str) -> tuple[str, str]:
+    """The image's page and its API document on the CDN: what a metadata edit changes."""
+    return (f"/images/{image_id}/", f"/api/images/{image_id}")
 
 
 def legacy_rendition_keys(image_id: str) -> list[str]:

@@ -288,6 +288,38 @@ def test_editing_metadata_shows_at_once_in_the_gallery_and_the_api(root_client, 
     assert root_client.get(f"/api/images/{record.id}").json()["title"] == "Harbour at dusk"
 
 
+@pytest.mark.parametrize("settings_env", [{"CDN_DISTRIBUTION_ID": "E2EXAMPLE7TEST"}])
+def test_editing_metadata_asks_cloudfront_to_forget_the_images_page_and_document(root_client, site_aws):
+    record = stored_image(site_aws)
+    with Stubber(site_aws.cloudfront) as cloudfront:
+        cloudfront.add_response(
+            "create_invalidation",
+            {"Location": "https://cloudfront.amazonaws.com/x", "Invalidation": invalidation("I5")},
+            {
+                "DistributionId": "E2EXAMPLE7TEST",
+                "InvalidationBatch": {
+                    "Paths": {"Quantity": 2, "Items": sorted([f"/images/{record.id}/", f"/api/images/{record.id}"])},
+                    "CallerReference": ANY,
+                },
+            },
+        )
+        root_client.post(change_url(record.id), {"title": "Harbour at dusk", "alt_text": "", "tags": ""})
+        cloudfront.assert_no_pending_responses()
+
+    assert site_aws.image_store().get(record.id).title == "Harbour at dusk"
+
+
+@pytest.mark.parametrize("settings_env", [{"CDN_DISTRIBUTION_ID": "E2EXAMPLE7TEST"}])
+def test_an_edit_is_saved_even_when_cloudfront_refuses_to_forget_the_old_page(root_client, site_aws):
+    record = stored_image(site_aws)
+    with Stubber(site_aws.cloudfront) as cloudfront:
+        cloudfront.add_client_error("create_invalidation", "TooManyInvalidationsInProgress", "slow down")
+        response = root_client.post(change_url(record.id), {"title": "Harbour at dusk", "alt_text": "", "tags": ""})
+
+    assert response.status_code == 302
+    assert site_aws.image_store().get(record.id).title == "Harbour at dusk"
+
+
 def hide_form(record: records.ImageRecord, *, hidden: bool) -> dict[str, str]:
     return {"title": record.title, "alt_text": "", "tags": "", **({"hidden": "on"} if hidden else {})}
 
