@@ -190,6 +190,17 @@ def test_the_app_and_the_api_origins_get_the_origin_secret_and_nothing_else_does
     }
 
 
+def test_origin_shield_in_the_stacks_region_fronts_the_app_and_the_api_unless_turned_off():
+    shield = {"Enabled": True, "OriginShieldRegion": {"Ref": "AWS::Region"}}
+    for on in (True, False):
+        origins = {o["Id"]: o for o in distribution(UseOriginShield=on)["Origins"]}
+        for name, origin_ in origins.items():
+            expected = shield if on and name in {"ReadApi", "WebApp"} else None
+            assert origin_.get("OriginShield") == expected, name
+    assert TEMPLATE["Parameters"]["OriginShield"]["Default"] == "true"
+    assert TEMPLATE["Conditions"]["UseOriginShield"] == {"Fn::Equals": [{"Ref": "OriginShield"}, "true"]}
+
+
 def test_a_custom_domain_brings_its_alias_and_a_modern_certificate():
     config = distribution(HasSiteDomain=True)
     assert config["Aliases"] == [{"Ref": "SiteDomain"}]

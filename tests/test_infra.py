@@ -89,6 +89,7 @@ FRONTING = {
     "HasEdgeWebAcl": False,
     "OriginSecretPinned": True,
     "EdgeSecretPinned": True,
+    "UseOriginShield": True,
 }
 
 
