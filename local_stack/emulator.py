@@ -6,6 +6,8 @@ Where moto's behaviour differs from AWS in a way the pipeline can see, this modu
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import logging
 import threading
@@ -61,6 +63,7 @@ class Emulator:
         # One line per request is noise next to the app's own logs.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         make_s3_events_aws_shaped()
+        make_transactions_per_item()
         _answer_bucket_posts_with_cors()
         self._server.start()
 
@@ -197,6 +200,62 @@ def make_s3_events_aws_shaped() -> None:
 
     aws_shaped_event.aws_shaped = True  # type: ignore[attr-defined]
     notifications._get_s3_event = aws_shaped_event
+
+
+def make_transactions_per_item() -> None:
+    """Make a DynamoDB transaction cost and isolate per item, as in AWS.
+
+    To roll a failed TransactWriteItems back, moto 5.2 deep-copies the whole table for each of its actions and, on a
+    failure, puts the copy back: a transaction costs as much as the table is large (the processor's run over 500
+    uploads slowed down as the table grew, its server CPU going to copying records), and a cancelled one undoes the
+    writes other clients made to other items meanwhile. Here only the items the transaction names are copied, and
+    only those are put back. Patched once per process, like the S3 events.
+    """
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.dynamodb.models.table import Table
+
+    transact: Callable[..., None] = models.DynamoDBBackend.transact_write_items
+    if getattr(transact, "per_item", False):
+        return
+
+    class TablesByReference:
+        """The ``copy`` module as moto's DynamoDB backend sees it, except that a whole table is not copied."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    def transact_per_item(backend: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved: list[tuple[Table, DynamoType, DynamoType | None, Item | None]] = []
+        for action in transact_items:
+            operation = next(iter(action.values()), None) if action else None
+            table = backend.tables.get(operation.get("TableName")) if isinstance(operation, dict) else None
+            attributes = (operation.get("Item") or operation.get("Key")) if table and operation else None
+            if table is None or not attributes or table.hash_key_attr not in attributes:
+                continue  # moto refuses the action itself; nothing of it to put back
+            hash_key = DynamoType(attributes[table.hash_key_attr])
+            range_key = DynamoType(attributes[table.range_key_attr]) if table.range_key_attr in attributes else None
+            with contextlib.suppress(Exception):
+                saved.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+        try:
+            transact(backend, transact_items)
+        except BaseException:
+            for table, hash_key, range_key, item in reversed(saved):
+                if item is None:
+                    table.delete_item(hash_key, range_key)
+                elif range_key is not None:
+                    table.items[hash_key][range_key] = item
+                else:
+                    table.items[hash_key] = item
+            raise
+
+    transact_per_item.per_item = True  # type: ignore[attr-defined]
+    models.copy = TablesByReference()  # type: ignore[assignment]
+    models.DynamoDBBackend.transact_write_items = transact_per_item  # type: ignore[method-assign]
 
 
 def _answer_bucket_posts_with_cors() -> None:

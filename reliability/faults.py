@@ -191,7 +191,6 @@ def run_case(harness: ProcessorHarness, case: Case, raw_key: str, corpus: Path) 
         problems.append(f"{items} items for the image in the table, expected one record")
     if dead := harness.dead_letters() - dead_before:
         problems.append(f"{dead} message(s) dead-lettered")
-    harness.forget_record(raw_key)
     return Outcome(case, str(record.status) if record else "none", deliveries, tuple(problems))
 
 

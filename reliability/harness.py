@@ -86,6 +86,7 @@ class ProcessorHarness(AbstractContextManager["ProcessorHarness"]):
     def __enter__(self) -> ProcessorHarness:
         self._mock.start()
         emulator.make_s3_events_aws_shaped()
+        emulator.make_transactions_per_item()
         clients = InProcessAws(self.region)
         self.resources = emulator.create_resources(
             clients,
@@ -175,13 +176,6 @@ class ProcessorHarness(AbstractContextManager["ProcessorHarness"]):
 
     def dead_letters(self) -> int:
         return messages_waiting(self.sqs, self.resources.dead_letter_queue_url)
-
-    def forget_record(self, raw_key: str) -> None:
-        """Delete an upload's record once judged: moto copies the whole table on every transaction, so a table that
-        stays small keeps a long run's cases cheap."""
-        record = self.aws.image_store().get(self.image_id(raw_key), consistent=True)
-        if record is not None:
-            self.aws.image_store().delete(record)
 
 
 def messages_waiting(sqs: Any, queue_url: str) -> int:

@@ -121,6 +121,7 @@ class LocalRun(AbstractContextManager["LocalRun"]):
             self._server.join(10)
             if self._server.is_alive():
                 self._server.kill()
+            self._server.join()  # reaped now, so that its CPU time counts for this run
 
     # -- the workers ----------------------------------------------------------------------------------------
 

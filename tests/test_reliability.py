@@ -87,7 +87,7 @@ def first_calls() -> list[faults.Case]:
 
 @pytest.fixture
 def fault_harness() -> Iterator[ProcessorHarness]:
-    # A fresh moto per test: moto copies the whole table on every transaction, so a shared one slows down.
+    # A fresh moto per test: moto lists a prefix by scanning the whole bucket, so a shared one slows down.
     with ProcessorHarness() as harness:
         yield harness
 
@@ -128,3 +128,38 @@ def test_a_sigkill_mid_batch_then_a_restart_leaves_every_upload_ready_once(tmp_p
     assert (found.queued, found.dead_letters) == ((0, 0), 0)
     assert found.missing == []
     assert found.orphans == []  # what the killed run wrote went with the next run's ready write
+
+
+# -- the emulator under load ---------------------------------------------------------------------------------------
+
+
+def test_a_cancelled_transaction_on_the_emulator_puts_back_only_its_own_items(aws, pipeline_settings):
+    # local_stack.emulator: moto restores the whole table after a cancelled transaction (undoing other writers'
+    # changes) and copies it for every action (a transaction's cost grew with the table); the patch works per item.
+    from local_stack.emulator import make_transactions_per_item
+
+    make_transactions_per_item()
+    table, dynamodb = pipeline_settings.table, aws.dynamodb
+
+    def item(pk: str, value: str) -> dict[str, dict[str, str]]:
+        return {"pk": {"S": pk}, "sk": {"S": "IMAGE"}, "v": {"S": value}}
+
+    dynamodb.put_item(TableName=table, Item=item("a", "before"))
+    dynamodb.put_item(TableName=table, Item=item("b", "before"))
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": item("a", "cancelled")}},
+                {"Put": {"TableName": table, "Item": item("new", "cancelled")}},
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": {"pk": {"S": "b"}, "sk": {"S": "IMAGE"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+
+    values = {i["pk"]["S"]: i["v"]["S"] for i in dynamodb.scan(TableName=table)["Items"]}
+    assert values == {"a": "before", "b": "before"}  # its Puts undone, nothing else touched
