@@ -348,9 +348,7 @@ class _Job:
         # Files no record names: a run killed between its PUTs and its ready write, a PUT whose answer was lost
         # after S3 stored it. Listed after this run's PUTs, so that they go with the record's old files. A twin run
         # writing right now may be listed too: if this write wins, that run loses and its files are stale anyway.
-        unnamed = {
-            key for prefix in keys.image_rendition_prefixes(self.image_id) for key in self.objects.list_keys(prefix)
-        }
+        unnamed = visibility.stored_rendition_keys(self.objects, self.image_id)
 
         def ready(current: ImageRecord) -> ImageRecord:
             stale = {r.key for r in current.renditions} | set(current.stale_keys) | set(legacy) | unnamed
@@ -460,12 +458,8 @@ class _Job:
         # would see a finished duplicate and the stale renditions would stay.
         # Everything of this image's: what the record names, the flat layout's, and any run's leftovers (a run
         # that died between PUTs). While this job holds the claim no other run may write, so all of it is stale.
-        leftovers = [
-            key for prefix in keys.image_rendition_prefixes(self.image_id) for key in self.objects.list_keys(prefix)
-        ]
-        self.objects.delete(
-            {*(r.key for r in current.renditions), *keys.legacy_rendition_keys(self.image_id), *leftovers}
-        )
+        doomed = {r.key for r in current.renditions} | set(keys.legacy_rendition_keys(self.image_id))
+        self.objects.delete(doomed | visibility.stored_rendition_keys(self.objects, self.image_id))
         at = self.clock()
         sha256 = hashlib.sha256(source).hexdigest() if source is not None else None
         if source is not None:

@@ -87,6 +87,11 @@ def set_hidden(images: ImageStore, objects: ObjectStore, cdn: Cdn, image_id: str
     return settle(images, objects, cdn, image_id, invalidate=hidden)
 
 
+def stored_rendition_keys(objects: ObjectStore, image_id: str) -> set[str]:
+    """Every file in the image's rendition folders, public and hidden, named by its record or not."""
+    return {key for prefix in keys.image_rendition_prefixes(image_id) for key in objects.list_keys(prefix)}
+
+
 def remove_all(objects: ObjectStore, cdn: Cdn, record: ImageRecord) -> list[str]:
     """Delete every rendition of the image on either side, in either layout, then invalidate its CDN paths.
 
@@ -95,7 +100,7 @@ def remove_all(objects: ObjectStore, cdn: Cdn, record: ImageRecord) -> list[str]
     """
     named = {r.key for r in record.renditions}
     doomed = named | {side_key(key, hidden=not keys.is_hidden_key(key)) for key in named}
-    listed = {key for prefix in keys.image_rendition_prefixes(record.id) for key in objects.list_keys(prefix)}
+    listed = stored_rendition_keys(objects, record.id)
     doomed |= listed | set(keys.legacy_rendition_keys(record.id))
     objects.delete(sorted(doomed))
     if any(not keys.is_hidden_key(key) for key in named | listed):

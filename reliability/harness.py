@@ -27,7 +27,7 @@ from local_stack import emulator
 from local_stack.config import LocalConfig
 from local_stack.lambda_runtime import FunctionSettings, QueueWorker
 from local_stack.template import StackNames, read_stack_names
-from pipeline import keys, records, store
+from pipeline import keys, records, store, visibility
 from pipeline.config import Settings
 from pipeline.processing import ImageProcessor
 from pipeline.records import ImageRecord
@@ -152,7 +152,7 @@ class ProcessorHarness(AbstractContextManager["ProcessorHarness"]):
         image_id = self.image_id(raw_key)
         record = self.aws.image_store().get(image_id, consistent=True)
         objects = self.aws.object_store()
-        stored = {key for prefix in keys.image_rendition_prefixes(image_id) for key in objects.list_keys(prefix)}
+        stored = visibility.stored_rendition_keys(objects, image_id)
         named = {rendition.key for rendition in record.renditions} if record else set()
         return ImageState(raw_key, record, frozenset(stored), frozenset(named))
 
