@@ -58,6 +58,14 @@ class ImagingSettings:
     max_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 100_000_000
     max_frames: int = 1000
+    # Animated GIF/WebP: kept as an animated WebP (plus the still renditions of its first frame as the poster)
+    # while frames x width x height of every animated output together stay within this budget; else the still.
+    animation: bool = True
+    max_animation_pixels: int = 60_000_000
+    # KEEP_LOCATION: keep the GPS position of the upload's EXIF in the record (staff only). Off: it is never read.
+    keep_location: bool = False
+    # NEAR_DUPLICATES: compute a perceptual hash of each upload and flag near-duplicates (docs/duplicates.md).
+    near_duplicates: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,14 @@ class Settings:
     # The values of X-Origin-Verify the app and the read API accept (pipeline.origin): the origin secret's current
     # and previous ones. Empty (make run, the tests) accepts every request.
     origin_secrets: tuple[str, ...] = ()
+    # The publish gate: "off" publishes every upload once ready; "required" holds an upload by someone without the
+    # gallery.publish_image permission as "pending review" until staff approve it.
+    publish_review: str = "off"
+    # REQUIRE_ALT_TEXT: an image is published only once it has alt text (staff cannot approve one without).
+    require_alt_text: bool = False
+    # DUPLICATES: an upload whose bytes are already in the gallery is "process"ed (and flagged) or "skip"ped
+    # (failed with a link to the image it repeats, no renditions made).
+    duplicates: str = "process"
 
     def require_deployable(self, environ: Mapping[str, str] | None = None) -> None:
         """ConfigError if a Lambda on AWS would run with the published PIPELINE_SECRET (or one too short to keep).
@@ -126,6 +142,10 @@ class Settings:
             max_bytes=_int(env, "MAX_UPLOAD_BYTES", ImagingSettings.max_bytes),
             max_pixels=_int(env, "MAX_PIXELS", ImagingSettings.max_pixels),
             max_frames=_int(env, "MAX_FRAMES", ImagingSettings.max_frames),
+            animation=flag(env, "ANIMATION", default=ImagingSettings.animation),
+            max_animation_pixels=_int(env, "MAX_ANIMATION_PIXELS", ImagingSettings.max_animation_pixels),
+            keep_location=flag(env, "KEEP_LOCATION", default=ImagingSettings.keep_location),
+            near_duplicates=flag(env, "NEAR_DUPLICATES", default=ImagingSettings.near_duplicates),
         )
         return cls(
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
@@ -141,6 +161,9 @@ class Settings:
             cors_origins=_origins(env, "API_CORS_ORIGINS", DEFAULT_CORS_ORIGINS),
             max_receive_count=_int(env, "MAX_RECEIVE_COUNT", cls.max_receive_count),
             origin_secrets=_origin_secrets(env, "ORIGIN_VERIFY_SECRET"),
+            publish_review=_choice(env, "PUBLISH_REVIEW", cls.publish_review, ("off", "required")),
+            require_alt_text=flag(env, "REQUIRE_ALT_TEXT", default=cls.require_alt_text),
+            duplicates=_choice(env, "DUPLICATES", cls.duplicates, ("process", "skip")),
         )
 
 
@@ -154,6 +177,15 @@ def flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
     if raw in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {raw!r}")
+    return raw
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int = 1, high: int | None = None) -> int:

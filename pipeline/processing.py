@@ -338,7 +338,7 @@ class _Job:
         claimed = self.images.get(self.image_id, consistent=True)
         if claimed is None or not self.still_ours(claimed):
             return self.superseded()
-        renditions = self.write_renditions(processed, version=self.new_version(), hidden=claimed.hidden)
+        renditions = self.write_renditions(processed, version=self.new_version(), hidden=claimed.files_hidden)
         written = [r.key for r in renditions]
 
         facts = processed.facts
@@ -366,6 +366,10 @@ class _Job:
                 blurhash=facts.blurhash,
                 dominant_color=facts.dominant_color,
                 notes=tuple(facts.notes),
+                taken_at=facts.taken_at,
+                camera=facts.camera,
+                location=facts.location if self.settings.imaging.keep_location else None,
+                phash=facts.phash,
             )
 
         try:
@@ -385,8 +389,8 @@ class _Job:
             return self.superseded()
         bytes_out = sum(r.bytes for r in renditions)
         self.remove_stale(saved)
-        if saved.hidden != claimed.hidden:
-            # Hidden or shown by staff while we worked: put the files on the side the record now says.
+        if saved.files_hidden != claimed.files_hidden:
+            # Hidden, shown or reviewed by staff while we worked: put the files on the side the record now says.
             visibility.settle(self.images, self.objects, self.cdn, self.image_id)
         return self.outcome(Result.PROCESSED, bytes_in=len(source), bytes_out=bytes_out)
 
@@ -479,6 +483,10 @@ class _Job:
                 blurhash=None,
                 dominant_color=None,
                 notes=(),
+                taken_at=None,
+                camera=None,
+                location=None,
+                phash=None,
                 stale_keys=(),  # every file of the image was deleted just above
                 source_sequencer=None if retryable else current.source_sequencer,
             )

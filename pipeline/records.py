@@ -11,7 +11,14 @@ the image                  ``IMAGE#<id>``    ``IMAGE``        ``entity``/``creat
                                                               ``status_pk``/``created_sk`` (by status, the
                                                               trash as ``status_pk=deleted``),
                                                               ``listed_pk=ALL``/``created_sk`` while public
+                                                              (and ``listed_pk``/``taken_sk`` the same),
+                                                              ``owner_pk=OWNER#<user>``/``created_sk`` for
+                                                              an upload's owner (not while in the trash)
 a tag of a public image    ``IMAGE#<id>``    ``TAG#<tag>``    ``listed_pk=TAG#<tag>``/``created_sk``
+                                                              and ``listed_pk``/``taken_sk``
+a ready image's hash       ``SHA256#<hex>``  ``IMAGE#<id>``   (none: read by the key, for duplicates)
+a ready image's phash      ``PHASH#<n>#<h>`` ``IMAGE#<id>``   (none: one of PHASH_BANDS slices of its
+                                                              perceptual hash, for near-duplicates)
 =========================  ================  ===============  =============================================
 
 ``created_sk`` is ``<created_at ISO>#<id>``: unique and ordered, so every listing is a Query on an index,
@@ -19,6 +26,9 @@ newest first with ``ScanIndexForward=False``, never a Scan:
 
 * ``Listed`` (sparse: only ready, visible images and their tag items) serves the gallery and the public API,
   with or without a tag, one Query a page and no filter that could leave a page short;
+* ``ListedByTaken`` is the same sparse set ordered by the date the photo was taken (``taken_sk``, from
+  pipeline.photo: newest taken first, undated photos after every dated one), for ``?sort=taken``;
+* ``ByOwner`` serves an uploader's own list (``/my/``), in every status but the trash;
 * ``ByStatus`` serves the admin's status filter (``failed`` images together) and the trash (``deleted``: the
   admin's "Trash" and the purge, pipeline.trash), ``ByEntity`` its full list: every image whose file arrived
   and that is not in the trash. Upload forms that were handed out but never used (``uploading``, expiring
@@ -27,6 +37,13 @@ newest first with ``ScanIndexForward=False``, never a Scan:
 An image in the trash (``deleted``) keeps its item, with ``deleted_at``, ``deleted_by``, the status it had
 (``status_before_delete``) and when the purge may remove it (``purge_after``, fixed when it was trashed); it has
 no TTL (the purge deletes its files first, then the item) and no tag items.
+
+Published means no review is outstanding (``review`` is None): an image waiting for staff (PUBLISH_REVIEW),
+for its alt text (REQUIRE_ALT_TEXT) or rejected is ``ready`` but listed nowhere, and its files sit under
+``hidden/`` like a hidden image's, so nothing unreviewed is on the CDN.
+
+The lookup items (``SHA256#``, ``PHASH#``) exist while the image is ``ready``: they answer "is this upload
+already in the gallery?" with a Query on one key, never a Scan.
 
 Items also carry ``search_text`` (title and file name in lower case), which the admin's search filters on.
 Tag items carry a copy of the image's attributes (the index projects everything), so a tag page is one
@@ -42,6 +59,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from pipeline import keys
+from pipeline.photo import Camera, Location, taken_sort_key
 
 HISTORY_LIMIT: Final = 20
 MAX_TAGS: Final = 20
@@ -53,10 +71,16 @@ MAX_ALT_TEXT_LENGTH: Final = 500
 LISTED_INDEX: Final = "Listed"
 STATUS_INDEX: Final = "ByStatus"
 ENTITY_INDEX: Final = "ByEntity"
+TAKEN_INDEX: Final = "ListedByTaken"
+OWNER_INDEX: Final = "ByOwner"
 LISTED_ALL: Final = "ALL"
 ENTITY_IMAGE: Final = "IMAGE"
 IMAGE_SK: Final = "IMAGE"
 TTL_ATTRIBUTE: Final = "expires_at"
+LOOKUP_SK_PREFIX: Final = "IMAGE#"
+# A perceptual hash (16 hex digits, 64 bits) is stored in this many slices, one lookup item each: two hashes
+# within PHASH_BANDS - 1 bits of each other share at least one slice exactly (pigeonhole).
+PHASH_BANDS: Final = 4
 
 
 class Status(StrEnum):
@@ -65,6 +89,14 @@ class Status(StrEnum):
     READY = "ready"
     FAILED = "failed"
     DELETED = "deleted"  # in the trash: listed nowhere, files under hidden/, restorable until purged
+
+
+class Review(StrEnum):
+    """Why a ready image is not published yet (``ImageRecord.review``; None means published)."""
+
+    PENDING = "pending"  # PUBLISH_REVIEW=required and the uploader may not publish: staff approve or reject it
+    NEEDS_ALT_TEXT = "needs_alt_text"  # REQUIRE_ALT_TEXT: published as soon as it has alt text
+    REJECTED = "rejected"  # staff said no (``review_reason`` says why; the uploader sees it)
 
 
 class InTrash(ValueError):
@@ -144,6 +176,21 @@ class ImageRecord:
     status_before_delete: Status | None = None
     purge_after: str | None = None
     purge_started_at: str | None = None
+    # Photo facts from the upload's EXIF/XMP (pipeline.photo): when it was taken (ISO 8601, with the offset when
+    # the camera wrote one), the camera, and, only with KEEP_LOCATION, where (private: staff only).
+    taken_at: str | None = None
+    camera: Camera | None = None
+    location: Location | None = None
+    # The publish gate: None when published; otherwise why not yet (Review), with staff's reason on a rejection.
+    review: Review | None = None
+    review_reason: str | None = None
+    reviewed_by: str | None = None
+    reviewed_at: str | None = None
+    # Duplicates: the earlier image whose upload had the same bytes (sha256), or a perceptual hash within the
+    # near-duplicate distance; ``phash`` is this image's (16 hex digits), when near-duplicates are on.
+    duplicate_of: str | None = None
+    near_duplicate_of: str | None = None
+    phash: str | None = None
 
     # -- state changes (pure: each returns a new record) -------------------------------------------
 
@@ -191,9 +238,14 @@ class ImageRecord:
         return dataclasses.replace(self, **changes)
 
     @property
+    def published(self) -> bool:
+        """No review outstanding (the publish gate let it through, or there is none)."""
+        return self.review is None
+
+    @property
     def listed(self) -> bool:
         """Whether the gallery and the public API list this image."""
-        return self.status is Status.READY and not self.hidden
+        return self.status is Status.READY and not self.hidden and self.published
 
     @property
     def in_trash(self) -> bool:
@@ -201,10 +253,11 @@ class ImageRecord:
 
     @property
     def files_hidden(self) -> bool:
-        """Whether its renditions belong under hidden/, out of the CDN's reach: hidden by staff, or in the trash.
+        """Whether its renditions belong under hidden/, out of the CDN's reach: hidden by staff, in the trash, or
+        not published yet (the publish gate).
 
         ``hidden`` itself is left as staff set it, so a restored image goes back to where it was."""
-        return self.hidden or self.in_trash
+        return self.hidden or self.in_trash or not self.published
 
     def rendition(self, name: str, fmt: str, *, at_least: int = 0) -> Rendition | None:
         """The narrowest rendition of family ``name`` in ``fmt`` at least ``at_least`` px wide, else the widest."""
@@ -215,21 +268,43 @@ class ImageRecord:
     def created_sk(self) -> str:
         return f"{self.created_at}#{self.id}"
 
+    @property
+    def taken_sk(self) -> str:
+        return taken_sort_key(self.taken_at, self.created_sk)
+
+    def lookup_keys(self) -> list[dict[str, str]]:
+        """The keys of this image's lookup items (sha256, perceptual-hash slices): present while it is ready."""
+        if self.status is not Status.READY:
+            return []
+        sk = f"{LOOKUP_SK_PREFIX}{self.id}"
+        found = [{"pk": sha256_pk(self.sha256), "sk": sk}] if self.sha256 else []
+        found += [{"pk": pk, "sk": sk} for pk in phash_pks(self.phash)] if self.phash else []
+        return found
+
     # -- DynamoDB items (plain Python values; the store serializes them) ----------------------------
 
     def to_items(self) -> list[dict[str, Any]]:
-        """The image item, followed by one item per tag while the image is listed."""
+        """The image item, then one item per tag while the image is listed (use ``lookup_items`` for the rest)."""
         body = _attributes(self)
         main = {"pk": image_pk(self.id), "sk": IMAGE_SK, "status_pk": self.status.value, **body}
         if self.status not in (Status.UPLOADING, Status.DELETED):
             main["entity"] = ENTITY_IMAGE
+        if self.owner and self.status is not Status.DELETED:
+            main["owner_pk"] = owner_pk(self.owner)
         if not self.listed:
             return [main]
         main["listed_pk"] = LISTED_ALL
+        main["taken_sk"] = self.taken_sk
         tag_items = [
-            {**body, "pk": image_pk(self.id), "sk": tag_sk(tag), "listed_pk": tag_pk(tag)} for tag in self.tags
+            {**body, "pk": image_pk(self.id), "sk": tag_sk(tag), "listed_pk": tag_pk(tag), "taken_sk": self.taken_sk}
+            for tag in self.tags
         ]
         return [main, *tag_items]
+
+    def lookup_items(self) -> list[dict[str, Any]]:
+        """Small items under other partitions that point back at this image (``lookup_keys``)."""
+        facts = {"image_id": self.id, "created_sk": self.created_sk, **({"phash": self.phash} if self.phash else {})}
+        return [{**key, **facts} for key in self.lookup_keys()]
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> ImageRecord:
@@ -238,6 +313,12 @@ class ImageRecord:
         values["status"] = Status(values["status"])
         if values.get("status_before_delete"):
             values["status_before_delete"] = Status(values["status_before_delete"])
+        if values.get("review"):
+            values["review"] = Review(values["review"])
+        if values.get("camera"):
+            values["camera"] = Camera.from_dict(values["camera"])
+        if values.get("location"):
+            values["location"] = Location.from_dict(values["location"])
         values["renditions"] = tuple(
             Rendition(
                 name=r["name"],
@@ -312,6 +393,20 @@ def tag_sk(tag: str) -> str:
     return f"TAG#{tag}"
 
 
+def owner_pk(owner: str) -> str:
+    return f"OWNER#{owner}"
+
+
+def sha256_pk(sha256: str) -> str:
+    return f"SHA256#{sha256}"
+
+
+def phash_pks(phash: str) -> list[str]:
+    """``PHASH#<n>#<slice>`` for each of PHASH_BANDS slices of a perceptual hash in hex."""
+    step = -(-len(phash) // PHASH_BANDS)
+    return [f"PHASH#{n}#{phash[n * step : (n + 1) * step]}" for n in range(PHASH_BANDS)]
+
+
 def now_iso() -> str:
     """UTC time with microseconds, so that ``created_sk`` orders uploads within a second."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -325,6 +420,10 @@ def _attributes(record: ImageRecord) -> dict[str, Any]:
             continue  # DynamoDB keeps no empty strings in index keys; absent reads back as the default
         if f.name == "renditions":
             value = [dataclasses.asdict(r) for r in value]
+        elif isinstance(value, Camera | Location):
+            value = value.to_dict()
+            if not value:
+                continue
         elif f.name == "history":
             value = [
                 {"at": h.at, "status": h.status.value, **({"reason": h.reason} if h.reason else {})} for h in value
@@ -349,7 +448,7 @@ def _key_schema(pk: str, sk: str) -> list[dict[str, str]]:
 TABLE_SCHEMA: Final[dict[str, Any]] = {
     "AttributeDefinitions": [
         {"AttributeName": name, "AttributeType": "S"}
-        for name in ("pk", "sk", "listed_pk", "status_pk", "entity", "created_sk")
+        for name in ("pk", "sk", "listed_pk", "status_pk", "entity", "created_sk", "taken_sk", "owner_pk")
     ],
     "KeySchema": _key_schema("pk", "sk"),
     "GlobalSecondaryIndexes": [
@@ -366,6 +465,16 @@ TABLE_SCHEMA: Final[dict[str, Any]] = {
         {
             "IndexName": ENTITY_INDEX,
             "KeySchema": _key_schema("entity", "created_sk"),
+            "Projection": {"ProjectionType": "ALL"},
+        },
+        {
+            "IndexName": TAKEN_INDEX,
+            "KeySchema": _key_schema("listed_pk", "taken_sk"),
+            "Projection": {"ProjectionType": "ALL"},
+        },
+        {
+            "IndexName": OWNER_INDEX,
+            "KeySchema": _key_schema("owner_pk", "created_sk"),
             "Projection": {"ProjectionType": "ALL"},
         },
     ],

@@ -115,6 +115,17 @@ class ImageStore:
         item = response.get("Item")
         return ImageRecord.from_item(_deserialize(item)) if item else None
 
+    def lookup(self, partition: str) -> list[dict[str, Any]]:
+        """The lookup items under one key (``records.sha256_pk``, ``records.phash_pks``): a Query, never a Scan.
+
+        Each is ``{"image_id", "created_sk"[, "phash"]}``; eventually consistent, as any index read."""
+        response = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=_serialize({":pk": partition}),
+        )
+        return [_deserialize(item) for item in response.get("Items", [])]
+
     def query_page(
         self,
         index: str,
@@ -219,7 +230,7 @@ class ImageStore:
         raise WriteConflict(f"image {image_id} changed {MAX_CONFLICT_RETRIES} times while being updated; try again")
 
     def delete(self, record: ImageRecord) -> None:
-        """Delete the image item and every tag item it has."""
+        """Delete the image item, every tag item it has and its lookup items."""
         response = self.client.query(
             TableName=self.table,
             KeyConditionExpression="pk = :pk",
@@ -227,7 +238,7 @@ class ImageStore:
             ProjectionExpression="pk, sk",
             ConsistentRead=True,
         )
-        keys_to_delete = response.get("Items", [])
+        keys_to_delete = response.get("Items", []) + [_serialize(key) for key in record.lookup_keys()]
         for start in range(0, len(keys_to_delete), 25):
             self.client.batch_write_item(
                 RequestItems={
@@ -252,6 +263,16 @@ class ImageStore:
         actions += [
             {"Delete": {"TableName": self.table, "Key": _serialize({"pk": main["pk"], "sk": sk})}}
             for sk in sorted(stale)
+        ]
+        # The lookup items (sha256, perceptual-hash slices) follow the record: written while it is ready, removed
+        # with the same write that takes it out of ready or changes its hashes.
+        lookups = saved.lookup_items()
+        wanted = {(item["pk"], item["sk"]) for item in lookups}
+        had = {(key["pk"], key["sk"]) for key in (previous.lookup_keys() if previous else [])}
+        actions += [{"Put": {"TableName": self.table, "Item": _serialize(item)}} for item in lookups]
+        actions += [
+            {"Delete": {"TableName": self.table, "Key": _serialize({"pk": pk, "sk": sk})}}
+            for pk, sk in sorted(had - wanted)
         ]
         try:
             self.client.transact_write_items(TransactItems=actions)
@@ -400,6 +421,12 @@ class ObjectStore:
             conditions.append({"success_action_status": "201"})
         return self.client.generate_presigned_post(
             Bucket=self.bucket, Key=key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
+        )
+
+    def presigned_get(self, key: str, *, expires_in: int) -> str:
+        """A short-lived URL that lets one browser read one object (an uploader's own unpublished rendition)."""
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
         )
 
 

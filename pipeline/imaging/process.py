@@ -15,6 +15,7 @@ from pipeline.imaging.encode import EncodedRendition, submit_rung
 from pipeline.imaging.limits import check_byte_size
 from pipeline.imaging.plan import RenditionPlan, Rung
 from pipeline.imaging.resize import REDUCING_GAP, resize
+from pipeline.photo import Camera, Location
 
 # EXIF orientation -> the transpose that makes the stored pixels upright (as ImageOps.exif_transpose does).
 _TRANSPOSE_FOR_ORIENTATION = {
@@ -38,6 +39,12 @@ class ImageFacts:
     blurhash: str
     dominant_color: str  # "#rrggbb"
     notes: tuple[str, ...]
+    # Photo facts from the EXIF/XMP (pipeline.photo); location only with KEEP_LOCATION.
+    taken_at: str | None = None
+    camera: Camera | None = None
+    location: Location | None = None
+    # Perceptual hash (16 hex digits) with NEAR_DUPLICATES; None otherwise.
+    phash: str | None = None
 
 
 @dataclass(frozen=True)
