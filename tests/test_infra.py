@@ -621,6 +621,10 @@ def test_every_lambda_variable_the_template_sets_is_one_the_core_reads():
     sample["MAX_RECEIVE_COUNT"] = "3"
     sample["ORIGIN_VERIFY_SECRET"] = '{"current": "c", "previous": "p"}'
     default = Settings.from_env({})
+    # The photo library's switches, each set to the value that is not its default.
+    sample["KEEP_LOCATION"] = "off" if default.imaging.keep_location else "on"
+    sample["NEAR_DUPLICATES"] = "off" if default.imaging.near_duplicates else "on"
+    sample["DUPLICATES"] = "process" if default.duplicates == "skip" else "skip"
     for function in ("ProcessorFunction", "ApiFunction", "TrashPurgeFunction"):
         for name in properties(function)["Environment"]["Variables"]:
             if name.startswith("POWERTOOLS_") or name == "LOG_LEVEL":
