@@ -1,5 +1,5 @@
 """Writes over the core's stores: start and confirm an upload, edit metadata, hide, trash, restore, delete for
-good, reprocess.
+good, reprocess; the publish gate (approve, reject) and what an uploader may do to their own images.
 
 Views and the admin call these and stay short. The key layout, the record and its state changes come from
 the core (``pipeline.keys``, ``pipeline.records``, ``pipeline.store``); nothing here redefines them.
@@ -17,11 +17,13 @@ from typing import Any, Final
 
 from django.conf import settings
 
-from pipeline import keys, records, trash, visibility
+from pipeline import keys, records, review, trash, visibility
 from pipeline.config import Settings
 from pipeline.records import ImageRecord, InTrash, Status
 from pipeline.reprocess import Summary, Throttle, touch_all
-from pipeline.store import Aws, Cdn, ImageStore, ObjectMissing, ObjectStore
+from pipeline.review import AltTextRequired as AltTextRequired
+from pipeline.review import ReviewRefused as ReviewRefused
+from pipeline.store import Aws, Cdn, ImageStore, Mutation, ObjectMissing, ObjectStore
 
 # What the upload accepts: the formats the processor decodes. Browsers name them with these types.
 ACCEPTED_TYPES: Final = (
@@ -74,6 +76,10 @@ class RestoreRefused(ValueError):
 
 class VisibilityFailed(RuntimeError):
     """The hidden flag was saved but the files could not all be moved; saving again finishes the move."""
+
+
+class RetryRefused(ValueError):
+    """Only a failed image can be retried by its owner; the message says what state it is in."""
 
 
 # -- the app's AWS ---------------------------------------------------------------------------------------------
@@ -152,6 +158,7 @@ def start_upload(
     owner: str,
     file_name: str,
     *,
+    can_publish: bool,
     content_type: str | None = None,
     redirect_url: str | None = None,
     max_bytes: int | None = None,
@@ -163,6 +170,11 @@ def start_upload(
     answer a successful POST with a 303 to it (with ``bucket``, ``key`` and ``etag`` in the query) instead of
     a 201 for a script. ``max_bytes`` lowers the policy's size limit below the pipeline's (to the size a script
     declared, which the upload quota counted). UploadUnavailable if DynamoDB or S3 fails.
+
+    ``can_publish`` (see ``may_publish``) decides the publish gate's starting point (pipeline.review): without
+    it, under PUBLISH_REVIEW=required, the image waits for staff; with REQUIRE_ALT_TEXT every upload waits for
+    its alt text. The record carries that review from the start, so the processor writes its renditions under
+    hidden/ and nothing unreviewed ever reaches the CDN.
     """
     config = pipeline_settings()
     file_name = display_file_name(file_name) or NO_JS_FILE_NAME
@@ -177,6 +189,10 @@ def start_upload(
         content_type=content_type,
         # Uploads that never arrive disappear through DynamoDB TTL.
         expires_at=int(time.time()) + config.upload_ttl_seconds,
+    ).replace(
+        review=review.initial_review(
+            publish_review=config.publish_review, require_alt_text=config.require_alt_text, can_publish=can_publish
+        )
     )
     declared = content_type or UNKNOWN_TYPE
     try:
@@ -201,6 +217,12 @@ def start_upload(
         content_type=declared,
         expires_in=config.upload_expiry_seconds,
     )
+
+
+def may_publish(user: Any) -> bool:
+    """Whether this person's uploads skip staff review: staff (the issue: "staff uploads publish directly") and
+    anyone granted ``gallery.publish_image`` (a trusted uploader who is not staff)."""
+    return bool(user.is_staff or user.has_perm("gallery.publish_image"))
 
 
 def confirm_upload(owner: str, *, bucket: str, key: str) -> ImageRecord:
@@ -234,44 +256,185 @@ def update_metadata(image_id: str, *, title: str, alt_text: str, tags: Iterable[
     files between public/ and hidden/ (pipeline.visibility). Saving a hidden image again re-checks its files and
     asks the CDN to forget them again, which finishes a hide that failed halfway. VisibilityFailed if the files
     could not be moved: the metadata is saved either way.
+
+    The publish gate's rules hold for staff too (pipeline.review.after_edit): alt text given to an image waiting
+    for it publishes it; AltTextRequired if REQUIRE_ALT_TEXT is on and the edit empties a published image's alt
+    text. Approving a pending image is its own action (``approve``), never a side effect of an edit.
     """
+    return _save_metadata(image_id, title=title, alt_text=alt_text, tags=tags, hidden=hidden, owner=None)
+
+
+def edit_own(image_id: str, owner: str, *, title: str, alt_text: str, tags: Iterable[str]) -> ImageRecord:
+    """An uploader's edit of their own image's title, alt text and tags (the /my/ page); ``hidden`` stays as
+    staff set it. ImageNotFound unless ``owner`` uploaded it (someone else's image is answered like a missing
+    one), InTrash, AltTextRequired and VisibilityFailed as ``update_metadata``."""
+    return _save_metadata(image_id, title=title, alt_text=alt_text, tags=tags, hidden=None, owner=owner)
+
+
+def _save_metadata(
+    image_id: str, *, title: str, alt_text: str, tags: Iterable[str], hidden: bool | None, owner: str | None
+) -> ImageRecord:
+    """The edit behind ``update_metadata`` (staff, ``owner`` None) and ``edit_own`` (only ``owner``'s image)."""
     normalized = records.normalize_tags(list(tags))
-    was_hidden: bool | None = None
+    require_alt_text = pipeline_settings().require_alt_text
+    before: ImageRecord | None = None
 
     def edit(current: ImageRecord | None) -> ImageRecord | None:
-        nonlocal was_hidden
-        if current is None:
+        nonlocal before
+        if current is None or (owner is not None and current.owner != owner):
             return None
         if current.in_trash:
             name = current.title or current.file_name
             raise InTrash(f"“{name}” is in the trash: restore it before you edit, hide or show it.")
-        was_hidden = current.hidden
-        return current.replace(
-            title=title.strip(), alt_text=alt_text.strip(), tags=normalized, hidden=hidden, updated_at=records.now_iso()
+        before = current
+        edited = current.replace(
+            title=title.strip(),
+            alt_text=alt_text.strip(),
+            tags=normalized,
+            hidden=current.hidden if hidden is None else hidden,
+            updated_at=records.now_iso(),
         )
+        return review.after_edit(current, edited, require_alt_text=require_alt_text)
 
-    saved = image_store().update(image_id, edit)
-    if saved is None:
-        raise ImageNotFound(f"No image with id {image_id!r}; it may have been deleted.")
-    misplaced = any(keys.is_hidden_key(r.key) != saved.hidden for r in saved.renditions)
-    if was_hidden != saved.hidden or saved.hidden or misplaced:
+    saved = image_store().update(_known_id(image_id), edit)
+    if saved is None or before is None:
+        raise _not_found(image_id)
+    misplaced = any(keys.is_hidden_key(r.key) != saved.files_hidden for r in saved.renditions)
+    if before.files_hidden != saved.files_hidden or saved.hidden or misplaced:
+        # Ask the CDN to forget the image when it leaves it, and on every save of a hidden image (that finishes a
+        # hide that failed halfway); an image that was never public (pending review) has nothing there to forget.
+        invalidate = saved.hidden or (saved.files_hidden and not before.files_hidden)
         try:
-            settled = visibility.settle(image_store(), object_store(), cdn(), saved.id, invalidate=saved.hidden)
+            settled = visibility.settle(image_store(), object_store(), cdn(), saved.id, invalidate=invalidate)
         except Exception as error:  # StoreError, and botocore's ClientError/connection errors the stores pass on
-            where = "out of the gallery and the API" if saved.hidden else "listed again"
+            where = "out of the gallery and the API" if saved.files_hidden else "listed again"
             raise VisibilityFailed(
                 f"Saved: the image is {where}, but its files were not all moved to "
-                f"{keys.HIDDEN_PREFIX if saved.hidden else keys.PUBLIC_PREFIX} ({error}). Save again to finish."
+                f"{keys.HIDDEN_PREFIX if saved.files_hidden else keys.PUBLIC_PREFIX} ({error}). Save again to finish."
             ) from error
         saved = settled or saved
-    else:
+    elif saved.published:
         # The page and the document show the new title, alt text and tags at once, not when the CDN's copy ages
         # out (listing pages do: max-age). Best effort: the edit is saved, a stale copy lasts two minutes at most.
-        try:
-            cdn().invalidate(keys.cdn_document_paths(saved.id))
-        except Exception:  # botocore's ClientError/connection errors
-            logger.warning("could not invalidate the CDN's copy of image %s's page and document", saved.id)
+        _forget_documents(saved.id)
     return saved
+
+
+def _forget_documents(image_id: str) -> None:
+    try:
+        cdn().invalidate(keys.cdn_document_paths(image_id))
+    except Exception:  # botocore's ClientError/connection errors
+        logger.warning("could not invalidate the CDN's copy of image %s's page and document", image_id)
+
+
+# -- the publish gate --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """What ``approve`` or ``reject`` did to one image: the record now, and whether it changed (False when it
+    already was as asked)."""
+
+    record: ImageRecord
+    changed: bool
+
+
+def approve(image_id: str, *, by: str) -> Reviewed:
+    """Publish a ready image held by the gate (pending, rejected: staff may change their mind, or waiting for alt
+    text), then move its files from hidden/ to public/.
+
+    ReviewRefused without alt text under REQUIRE_ALT_TEXT ("add alt text first") or for an image that is not ready,
+    InTrash, ImageNotFound, VisibilityFailed if the files could not all be moved (approving again finishes).
+
+    Nothing is invalidated at the CDN: its renditions were never public under these keys (a rejection already made
+    the CDN forget an image that had been public). The one thing a CDN may hold is a 404 for its page or document,
+    if someone without a login asked for it while it was unpublished: that ages out within PAGE_MAX_AGE plus
+    stale-while-revalidate (two minutes), as the listing pages do, and is not worth an invalidation per approval.
+    """
+    require_alt_text = pipeline_settings().require_alt_text
+
+    def publish(current: ImageRecord | None) -> ImageRecord | None:
+        if current is None or (current.published and not current.in_trash):
+            return None  # already published: nothing to write
+        return review.approve(current, by=by, require_alt_text=require_alt_text)
+
+    return _review(image_id, publish, invalidate=False)
+
+
+def reject(image_id: str, *, by: str, reason: str) -> Reviewed:
+    """Reject a ready image with ``reason`` (the uploader sees it on their uploads): it leaves the listings with
+    the same write, its files stay under (or move to) hidden/, and the CDN forgets it if it had been public (an
+    approved image rejected later). ReviewRefused without a reason, InTrash, ImageNotFound, VisibilityFailed."""
+
+    def refuse(current: ImageRecord | None) -> ImageRecord | None:
+        if current is None:
+            return None
+        rejected = review.reject(current, by=by, reason=reason)
+        if current.review is rejected.review and current.review_reason == rejected.review_reason:
+            return None
+        return rejected
+
+    return _review(image_id, refuse, invalidate=True)
+
+
+def _review(image_id: str, decide: Mutation, *, invalidate: bool) -> Reviewed:
+    """Apply a review decision in one guarded write, then put the files on the side the record now says."""
+    before = get_record(image_id)
+    saved = image_store().update(image_id, decide)
+    if saved is None:
+        current = get_record(image_id)
+        # Unchanged (already so): still settle, so that a move that failed before is finished by asking again.
+        return Reviewed(_settle_reviewed(current, was_public=False, invalidate=invalidate), changed=False)
+    return Reviewed(_settle_reviewed(saved, was_public=not before.files_hidden, invalidate=invalidate), changed=True)
+
+
+def _settle_reviewed(record: ImageRecord, *, was_public: bool, invalidate: bool) -> ImageRecord:
+    misplaced = any(keys.is_hidden_key(r.key) != record.files_hidden for r in record.renditions)
+    if not misplaced and not (was_public and record.files_hidden):
+        return record
+    try:
+        settled = visibility.settle(
+            image_store(), object_store(), cdn(), record.id, invalidate=invalidate and was_public
+        )
+    except Exception as error:  # StoreError, and botocore's ClientError/connection errors the stores pass on
+        raise VisibilityFailed(
+            f"The review of “{record.title or record.file_name}” was saved, but its files were not all moved to "
+            f"{keys.HIDDEN_PREFIX if record.files_hidden else keys.PUBLIC_PREFIX} ({error}). Do it again to finish."
+        ) from error
+    return settled or record
+
+
+# -- an uploader's own images (the /my/ page) --------------------------------------------------------------------
+
+
+def own_record(image_id: str, owner: str) -> ImageRecord:
+    """The image if ``owner`` uploaded it; ImageNotFound otherwise, worded as for a missing image so that nobody
+    learns which ids exist."""
+    record = get_record(image_id)
+    if record.owner != owner:
+        raise _not_found(image_id)
+    return record
+
+
+def trash_own(image_id: str, owner: str) -> ImageRecord:
+    """An uploader deletes their own image: to the trash, as staff's delete (``trash_image``), by them."""
+    own_record(image_id, owner)
+    return trash_image(image_id, by=owner)
+
+
+def retry_own(image_id: str, owner: str) -> ImageRecord:
+    """An uploader retries their own failed image through the ordinary S3 event, as ``reprocess`` does.
+
+    RetryRefused unless it failed (a ready one is not theirs to re-render at will), InTrash in the trash,
+    ImageNotFound if it is not theirs or its original is gone."""
+    record = own_record(image_id, owner)
+    if record.in_trash:
+        raise InTrash(f"“{record.title or record.file_name}” is in the trash: restore it first, then retry it.")
+    if record.status is not Status.FAILED:
+        raise RetryRefused(
+            f"“{record.title or record.file_name}” is {record.status.value}: only a failed image can be retried."
+        )
+    return reprocess(image_id)
 
 
 def trash_image(image_id: str, *, by: str) -> ImageRecord:

@@ -113,6 +113,7 @@ def upload(request: HttpRequest) -> HttpResponse:
             start=lambda: services.start_upload(
                 request.user.get_username(),
                 services.NO_JS_FILE_NAME,
+                can_publish=services.may_publish(request.user),
                 redirect_url=request.build_absolute_uri(reverse("gallery:upload-done")),
             ),
         )
@@ -189,7 +190,11 @@ def upload_policy(request: HttpRequest) -> JsonResponse:
             request.user,
             size_bytes=size,
             start=lambda: services.start_upload(
-                request.user.get_username(), name, content_type=content_type, max_bytes=size
+                request.user.get_username(),
+                name,
+                can_publish=services.may_publish(request.user),
+                content_type=content_type,
+                max_bytes=size,
             ),
         )
     except quotas.QuotaExceeded as over:
