@@ -59,7 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ms": round((time.perf_counter() - started) * 1000, 1),
             "cpu_ms": round((time.process_time() - cpu_started) * 1000, 1),
         }
-        print(json.dumps(_report(path, processed, _write(stems[path], processed, args.out), timing)), flush=True)
+        written = _write(stems[path], processed, args.out)
+        report = _report(path, processed, written, timing, keep_location=settings.imaging.keep_location)
+        print(json.dumps(report), flush=True)
     return 1 if failed else 0
 
 
@@ -100,10 +102,21 @@ def _write(stem: str, processed: ProcessedImage, out: Path) -> dict[tuple[str, s
 
 
 def _report(
-    path: Path, processed: ProcessedImage, written: dict[tuple[str, str, int], Path], timing: dict[str, float]
+    path: Path,
+    processed: ProcessedImage,
+    written: dict[tuple[str, str, int], Path],
+    timing: dict[str, float],
+    *,
+    keep_location: bool = False,
 ) -> dict:
     facts = dataclasses.asdict(processed.facts)
     facts["notes"] = list(processed.facts.notes)
+    # Photo facts as the API shows them: the camera's known values only, and no location key at all unless
+    # KEEP_LOCATION asked for it (then null where the photo has no GPS).
+    facts["camera"] = processed.facts.camera.to_dict() if processed.facts.camera else None
+    del facts["location"]
+    if keep_location:
+        facts["location"] = processed.facts.location.to_dict() if processed.facts.location else None
     return {
         "file": str(path),
         "facts": facts,

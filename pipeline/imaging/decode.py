@@ -13,6 +13,7 @@ from PIL import Image
 
 from pipeline.config import ImagingSettings
 from pipeline.imaging.errors import CorruptImage, TooLarge, UnsupportedFormat
+from pipeline.imaging.exif import NO_PHOTO_FACTS, PhotoFacts, read_photo_facts
 from pipeline.imaging.limits import check_pixels, corrupt_reason, frame_count
 from pipeline.imaging.plan import RenditionPlan, plan_renditions
 
@@ -47,6 +48,7 @@ class Source:
     frames: int
     plan: RenditionPlan
     icc_profile: bytes | None
+    photo: PhotoFacts = NO_PHOTO_FACTS  # taken_at, camera (and location with KEEP_LOCATION) from EXIF/XMP
 
 
 def read(source: bytes, settings: ImagingSettings, notes: list[str]) -> tuple[Source, Image.Image | Rows]:
@@ -60,7 +62,8 @@ def read(source: bytes, settings: ImagingSettings, notes: list[str]) -> tuple[So
         if plan.orientation != 1:
             notes.append(f"rotated upright from EXIF orientation {plan.orientation}")
         fmt = opened.format or "unknown"
-        header = Source(fmt, _mime(fmt, source), frames, plan, opened.info.get("icc_profile"))
+        photo = read_photo_facts(opened, keep_location=settings.keep_location)  # before the metadata is dropped
+        header = Source(fmt, _mime(fmt, source), frames, plan, opened.info.get("icc_profile"), photo)
         return header, _decode(opened, plan, source)
 
 
