@@ -6,7 +6,10 @@ The flow for one ``ObjectCreated`` (see docs/processor.md for the why):
 2. Claim the record as ``processing`` with the event's sequencer, in one optimistic ``ImageStore.update``:
    an event older than the record's, or a duplicate of one already finished, is skipped here.
 3. Refuse a file larger than ``max_bytes`` from its ContentLength, before any byte is downloaded.
-4. GET exactly the version we checked (If-Match), decode and encode it (``pipeline.imaging``). With a deadline
+4. GET exactly the version we checked (If-Match) and look its sha256 up (``pipeline.duplicates``): an earlier
+   ready image with the same bytes is flagged as ``duplicate_of``, and with DUPLICATES=skip the upload ends
+   ``failed`` (``DuplicateImage``) right here, without imaging. Else decode and encode it (``pipeline.imaging``),
+   and with NEAR_DUPLICATES look its perceptual hash up (``near_duplicate_of``, a flag only). With a deadline
    (the Lambda's remaining time), a watchdog marks the record ``failed`` if imaging is still running then: a file
    that keeps the decoder busy past the timeout gets a reason instead of a record stuck in ``processing``.
 5. Re-read the record (consistent): still ours? Then write the renditions under a version of this run's own
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from pipeline import imaging, keys, records, visibility
+from pipeline import duplicates, imaging, keys, records, visibility
 from pipeline.config import Settings
 from pipeline.records import ImageRecord, Rendition, Status
 from pipeline.store import Cdn, ImageStore, NoCdnCache, ObjectMissing, ObjectStore
@@ -69,13 +72,14 @@ class Reason(StrEnum):
     PROCESSING_ERROR = "ProcessingError"  # imaging raised something it should have mapped; logged with traceback
     TIME_BUDGET = "TimeBudgetExceeded"  # imaging was still running at the deadline (a property of the file)
     RETRIES_EXHAUSTED = "RetriesExhausted"  # every delivery of the event met a transient error (ImageProcessor.give_up)
+    DUPLICATE_IMAGE = "DuplicateImage"  # DUPLICATES=skip: the same bytes are in the gallery already (not DUPLICATE)
     # skipped
     NOT_RAW = "NotRaw"
     OTHER_BUCKET = "OtherBucket"
     OBJECT_MISSING = "ObjectMissing"
     KEY_MISMATCH = "KeyMismatch"
     STALE = "Stale"
-    DUPLICATE = "Duplicate"
+    DUPLICATE = "Duplicate"  # a repeated S3 delivery of an event already finished (not a repeated photo)
     SUPERSEDED = "Superseded"
     NO_RECORD = "NoRecord"
     DELETED = "Deleted"  # the record is in the trash (pipeline.trash): no event brings it back
@@ -173,6 +177,11 @@ class _Job:
         self.deadline = deadline
         # The ETag this job checked and claimed (no quotes); every later step works on exactly that version.
         self.etag: str | None = None
+        # The claimed record's created_sk: only images created before it can be what it duplicates, so that
+        # reprocessing an original never flags it against a later copy of itself.
+        self.created_sk: str | None = None
+        # The earlier ready image with the same bytes, once the download has been looked up.
+        self.duplicate: duplicates.Match | None = None
 
     def outcome(self, result: Result, reason: str | None = None, detail: str | None = None, **sizes: int) -> Outcome:
         return Outcome(result, self.event.key, self.image_id, reason=reason, detail=detail, **sizes)
@@ -203,6 +212,16 @@ class _Job:
         except ObjectMissing as missing:
             # Replaced between HEAD and GET: the newer version's event will claim the record.
             return self.outcome(Result.SKIPPED, Reason.OBJECT_MISSING, str(missing))
+
+        self.duplicate = duplicates.exact_duplicate(
+            self.images, self.image_id, hashlib.sha256(source).hexdigest(), before=self.created_sk
+        )
+        if self.duplicate and self.settings.duplicates == "skip":
+            detail = (
+                f"Already in the gallery as \u201c{self.duplicate.label}\u201d ({self.duplicate.image_id}); "
+                "not processed again (DUPLICATES=skip)."
+            )
+            return self.fail(Reason.DUPLICATE_IMAGE, detail, source=source)
 
         if self.deadline is None:
             return self.render(source)
@@ -272,6 +291,7 @@ class _Job:
             return current.replace(source_sequencer=event.sequencer, source_etag=self.etag)
 
         current = self.images.update(self.image_id, mutate)
+        self.created_sk = current.created_sk if current is not None and not refused else None
         if refused and refused[0].reason == Reason.DUPLICATE:
             self.remove_stale(current)  # a delivery that failed after the record moved on left its delete unfinished
         return refused[0] if refused else None
@@ -334,6 +354,11 @@ class _Job:
         return self.outcome(Result.SKIPPED, Reason.SUPERSEDED, detail)
 
     def finish(self, processed: imaging.ProcessedImage, source: bytes) -> Outcome:
+        facts = processed.facts
+        # An exact duplicate is the stronger fact: a near-duplicate is only looked for when there is none.
+        near = None
+        if facts.phash and self.duplicate is None:
+            near = duplicates.near_duplicate(self.images, self.image_id, facts.phash, before=self.created_sk)
         # A cheap consistent read right before the writes: a run that has already lost writes nothing.
         claimed = self.images.get(self.image_id, consistent=True)
         if claimed is None or not self.still_ours(claimed):
@@ -341,7 +366,6 @@ class _Job:
         renditions = self.write_renditions(processed, version=self.new_version(), hidden=claimed.files_hidden)
         written = [r.key for r in renditions]
 
-        facts = processed.facts
         at = self.clock()
         sha256 = hashlib.sha256(source).hexdigest()
         legacy = keys.legacy_rendition_keys(self.image_id)
@@ -370,6 +394,8 @@ class _Job:
                 camera=facts.camera,
                 location=facts.location if self.settings.imaging.keep_location else None,
                 phash=facts.phash,
+                duplicate_of=self.duplicate.image_id if self.duplicate else None,
+                near_duplicate_of=near.image_id if near else None,
             )
 
         try:
@@ -454,7 +480,9 @@ class _Job:
         retryable: bool = False,
     ) -> Outcome:
         """Record a refusal: no renditions (an earlier version's are removed first), the reason for people.
-        ``retryable`` drops the record's sequencer, so that the same event is not skipped as a duplicate."""
+        ``retryable`` drops the record's sequencer, so that the same event is not skipped as a duplicate.
+        The facts are cleared but the upload's sha256 and ``duplicate_of`` stay: they are facts of the bytes, and
+        a skipped duplicate (DUPLICATES=skip) is shown with a link to the image it repeats."""
         current = self.images.get(self.image_id, consistent=True)
         if current is None or not self.still_ours(current):
             return self.superseded()
@@ -487,6 +515,8 @@ class _Job:
                 camera=None,
                 location=None,
                 phash=None,
+                duplicate_of=self.duplicate.image_id if self.duplicate else None,
+                near_duplicate_of=None,
                 stale_keys=(),  # every file of the image was deleted just above
                 source_sequencer=None if retryable else current.source_sequencer,
             )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
-from pipeline import jpeg_copy, placeholder
+from pipeline import duplicates, jpeg_copy, placeholder
 from pipeline.config import ImagingSettings
 from pipeline.imaging.colour import drop_opaque_alpha, is_srgb, normalise_mode, srgb_conversion
 from pipeline.imaging.decode import Source, read
@@ -116,6 +116,8 @@ def process_image(source: bytes, settings: ImagingSettings, *, cascade: bool = T
         blurhash=blurhash,
         dominant_color=dominant_color,
         notes=tuple(dict.fromkeys(notes)),
+        # NEAR_DUPLICATES: of the smallest rung, upright and sRGB (imagehash scales to 32x32 anyway: ~1 ms).
+        phash=duplicates.perceptual_hash(current) if settings.near_duplicates else None,
     )
     return ProcessedImage(facts=facts, renditions=tuple(renditions), plan=plan)
 
