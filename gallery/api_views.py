@@ -45,6 +45,7 @@ def image_list(request: HttpRequest) -> dict:
         limit=_parameter(request, "limit"),
         cursor=_parameter(request, "cursor"),
         tag=_parameter(request, "tag"),
+        sort=_parameter(request, "sort"),
     )
 
 

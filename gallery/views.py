@@ -41,10 +41,11 @@ MAX_PARALLEL_UPLOADS: Final = 4
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
     tag = _as_stored(request.GET.get("tag", ""))
+    sort = request.GET.get("sort") or None  # ?sort=taken: by date taken; anything unknown is the API's 400
     cursor = request.GET.get("cursor") or None
     trail = request.GET.getlist("prev")[-MAX_TRAIL:]
     try:
-        page = selectors.gallery_page(cursor=cursor, tag=tag)
+        page = selectors.gallery_page(cursor=cursor, tag=tag, sort=sort)
     except api.ApiError as error:
         return _error_page(request, error.status, error.message)
     processing: list[str] = []
@@ -55,8 +56,11 @@ def index(request: HttpRequest) -> HttpResponse:
         "tiles": [(picture, position < EAGER_TILES) for position, picture in enumerate(page.pictures)],
         "processing": processing,
         "tag": tag,
-        "older_url": _gallery_url(tag, page.next_cursor, older_trail) if page.next_cursor else None,
-        "newer_url": _gallery_url(tag, trail[-1] if trail else None, trail[:-1]) if cursor else None,
+        "by_taken": sort == "taken",
+        "uploaded_url": _gallery_url(tag, None, []),
+        "taken_url": _gallery_url(tag, None, [], sort="taken"),
+        "older_url": _gallery_url(tag, page.next_cursor, older_trail, sort=sort) if page.next_cursor else None,
+        "newer_url": _gallery_url(tag, trail[-1] if trail else None, trail[:-1], sort=sort) if cursor else None,
         "page_number": len(trail) + (2 if cursor else 1),
     }
     return render(request, "gallery/index.html", context)
@@ -71,10 +75,12 @@ def _as_stored(tag: str) -> str | None:
     return normalized[0] if len(normalized) == 1 else (tag.strip() or None)
 
 
-def _gallery_url(tag: str | None, cursor: str | None, trail: list[str]) -> str:
+def _gallery_url(tag: str | None, cursor: str | None, trail: list[str], *, sort: str | None = None) -> str:
     params: list[tuple[str, str]] = []
     if tag:
         params.append(("tag", tag))
+    if sort and sort != api.DEFAULT_SORT:
+        params.append(("sort", sort))
     if cursor:
         params.append(("cursor", cursor))
         params += [("prev", previous) for previous in trail[-MAX_TRAIL:]]

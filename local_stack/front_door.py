@@ -413,7 +413,7 @@ BEHAVIOURS: Final = (
         ("*",),
         "app",
         cookies=PAGE_COOKIES,
-        query=("tag", "cursor", "prev"),
+        query=("tag", "sort", "cursor", "prev"),
         personal_cookies=(SESSION_COOKIE, MESSAGES_COOKIE),
     ),
 )

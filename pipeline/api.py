@@ -44,15 +44,18 @@ JSON_CONTENT_TYPE: Final = "application/json"
 _LIMIT_PATTERN: Final = re.compile(r"[0-9]{1,4}")
 _FORMAT_ORDER: Final = {"avif": 0, "webp": 1, "jpeg": 2}  # modern first, as a <picture> lists its <source>s
 _FAMILY_ORDER: Final = {"thumb": 0, "optimized": 1}
-_KEY_ATTRIBUTES: Final = frozenset(
-    {entry["AttributeName"] for entry in records.TABLE_SCHEMA["KeySchema"]}
-    | {
-        entry["AttributeName"]
-        for index in records.TABLE_SCHEMA["GlobalSecondaryIndexes"]
-        if index["IndexName"] == records.LISTED_INDEX
-        for entry in index["KeySchema"]
-    }
-)
+# ``?sort=``: the index each public order reads (both hold the same sparse set of listed items).
+SORT_INDEXES: Final = {"uploaded": records.LISTED_INDEX, "taken": records.TAKEN_INDEX}
+DEFAULT_SORT: Final = "uploaded"
+# A position in each listing's index: the table's key and the index's own (what LastEvaluatedKey holds).
+_KEY_ATTRIBUTES: Final = {
+    index["IndexName"]: frozenset(
+        {entry["AttributeName"] for entry in records.TABLE_SCHEMA["KeySchema"]}
+        | {entry["AttributeName"] for entry in index["KeySchema"]}
+    )
+    for index in records.TABLE_SCHEMA["GlobalSecondaryIndexes"]
+    if index["IndexName"] in SORT_INDEXES.values()
+}
 
 
 # The time cursors are signed and checked against (tests fix it).
@@ -119,6 +122,9 @@ def image_document(record: ImageRecord, settings: Settings) -> dict[str, Any]:
         "bytes": record.byte_size,
         "created_at": record.created_at,
         "processed_at": record.processed_at,
+        # Photo facts (pipeline.photo): public ones only. The location, kept with KEEP_LOCATION, is staff's alone.
+        "taken_at": record.taken_at,
+        "camera": record.camera.to_dict() if record.camera else None,
         "thumbnail": _default_url(sources, "thumb", settings.imaging.thumb_size),
         "optimized": _default_url(sources, "optimized", None),
         "sources": sources,
@@ -207,21 +213,25 @@ def list_documents(
     limit: str | int | None = None,
     cursor: str | None = None,
     tag: str | None = None,
+    sort: str | None = None,
 ) -> dict[str, Any]:
     """One page of listed images, newest first: ``{"items": [...], "next": cursor or None}``.
 
-    One Query on the sparse ``Listed`` index per page, keyset-paginated on ``created_sk``, so new uploads
-    never shift or repeat items on later pages. It asks for one item more than it returns: if that item
-    exists there is a next page, so the last page never comes with a cursor to an empty page.
+    One Query per page on a sparse index of listed images: ``Listed`` by upload (``created_sk``), or with
+    ``sort="taken"`` ``ListedByTaken`` by date taken (``taken_sk``: undated photos after every dated one, newest
+    upload first among them). Keyset-paginated, so new uploads never shift or repeat items on later pages. It
+    asks for one item more than it returns: if that item exists there is a next page, so the last page never
+    comes with a cursor to an empty page.
     """
     page_size = parse_limit(limit)
+    index = parse_sort(sort)
     partition = listing_partition(tag)
-    scope = listing_scope(partition)
-    start_key = decode_cursor(cursor, scope, settings) if cursor is not None else None
-    page = store.query_page(records.LISTED_INDEX, partition, limit=page_size + 1, start_key=start_key)
+    scope = listing_scope(partition, index)
+    start_key = decode_cursor(cursor, scope, settings, index=index) if cursor is not None else None
+    page = store.query_page(index, partition, limit=page_size + 1, start_key=start_key)
     shown = page.records[:page_size]
     if len(page.records) > page_size:
-        next_key: dict[str, Any] | None = _listed_key(shown[-1], partition)
+        next_key: dict[str, Any] | None = _listed_key(shown[-1], partition, index)
     else:
         # Fewer items than asked for and a LastEvaluatedKey only happens when DynamoDB stopped at its 1 MB
         # page limit: the page is short but there is more.
@@ -244,6 +254,17 @@ def parse_limit(limit: str | int | None) -> int:
     return limit
 
 
+def parse_sort(sort: str | None) -> str:
+    """The index of the order asked for (``uploaded``, the default, or ``taken``); ApiError 400 for others."""
+    if sort is None:
+        sort = DEFAULT_SORT
+    try:
+        return SORT_INDEXES[sort]
+    except KeyError:
+        choices = " or ".join(SORT_INDEXES)
+        raise ApiError(400, "invalid_sort", f"sort must be {choices}, got {sort!r}") from None
+
+
 def listing_partition(tag: str | None) -> str:
     """The ``Listed`` partition to read: every listed image, or those with one tag (normalized as stored)."""
     if tag is None:
@@ -257,15 +278,17 @@ def listing_partition(tag: str | None) -> str:
     return records.tag_pk(tags[0]) if tags else records.LISTED_ALL
 
 
-def listing_scope(partition: str) -> str:
-    """What a cursor is valid for: the index and its partition (so a tag's cursor cannot page another tag)."""
-    return f"{records.LISTED_INDEX}:{partition}"
+def listing_scope(partition: str, index: str = records.LISTED_INDEX) -> str:
+    """What a cursor is valid for: the index (the order) and its partition, so a tag's cursor cannot page another
+    tag, nor a cursor of one order the other."""
+    return f"{index}:{partition}"
 
 
-def _listed_key(record: ImageRecord, partition: str) -> dict[str, str]:
-    """The ``Listed`` index key of ``record``'s item in ``partition`` (the image item, or its tag item)."""
-    sort_key = records.IMAGE_SK if partition == records.LISTED_ALL else records.tag_sk(partition.split("#", 1)[1])
-    return {"pk": records.image_pk(record.id), "sk": sort_key, "listed_pk": partition, "created_sk": record.created_sk}
+def _listed_key(record: ImageRecord, partition: str, index: str = records.LISTED_INDEX) -> dict[str, str]:
+    """The ``index`` key of ``record``'s item in ``partition`` (the image item, or its tag item)."""
+    item_sk = records.IMAGE_SK if partition == records.LISTED_ALL else records.tag_sk(partition.split("#", 1)[1])
+    position = {"taken_sk": record.taken_sk} if index == records.TAKEN_INDEX else {"created_sk": record.created_sk}
+    return {"pk": records.image_pk(record.id), "sk": item_sk, "listed_pk": partition, **position}
 
 
 def _bad_tag(tag: str) -> ApiError:
@@ -288,7 +311,9 @@ def encode_cursor(last_key: dict[str, Any], scope: str, settings: Settings, *, n
     return f"{body}.{_b64encode(_signature(body, settings))}"
 
 
-def decode_cursor(cursor: str, scope: str, settings: Settings, *, now: float | None = None) -> dict[str, Any]:
+def decode_cursor(
+    cursor: str, scope: str, settings: Settings, *, now: float | None = None, index: str = records.LISTED_INDEX
+) -> dict[str, Any]:
     """The DynamoDB start key in ``cursor``; ApiError 400 if it was altered, expired or made for another list."""
     if len(cursor) > MAX_CURSOR_LENGTH or cursor.count(".") != 1:
         raise _bad_cursor("it is not one this API handed out")
@@ -301,11 +326,11 @@ def decode_cursor(cursor: str, scope: str, settings: Settings, *, now: float | N
     if not hmac.compare_digest(given, _signature(body, settings)):
         raise _bad_cursor("it is not one this API handed out")
     if payload.get("s") != scope:
-        raise _bad_cursor("it belongs to a different listing (another tag); start from the first page")
+        raise _bad_cursor("it belongs to a different listing (another tag or sort); start from the first page")
     if not isinstance(payload.get("x"), int) or payload["x"] < (now if now is not None else clock()):
         raise _bad_cursor("it has expired; start again from the first page")
     start_key = payload.get("k")
-    if not isinstance(start_key, dict) or set(start_key) != _KEY_ATTRIBUTES:
+    if not isinstance(start_key, dict) or set(start_key) != _KEY_ATTRIBUTES[index]:
         raise _bad_cursor("it does not point into this listing")
     return start_key
 

@@ -90,7 +90,8 @@ def test_api_behaviour_strips_the_prefix_and_keys_on_the_apis_own_parameters():
     cache = policy(api, "CachePolicyId")
     assert (cache["MinTTL"], cache["DefaultTTL"]) == (0, 0)  # the API's own Cache-Control decides
     key = cache["ParametersInCacheKeyAndForwardedToOrigin"]
-    assert key["QueryStringsConfig"] == {"QueryStringBehavior": "whitelist", "QueryStrings": ["limit", "cursor", "tag"]}
+    queries = ["limit", "cursor", "tag", "sort"]
+    assert key["QueryStringsConfig"] == {"QueryStringBehavior": "whitelist", "QueryStrings": queries}
     assert key["CookiesConfig"] == {"CookieBehavior": "none"}
     # Origin only: the API's CORS answer depends on it; a same-origin request sends none.
     assert key["HeadersConfig"] == {"HeaderBehavior": "whitelist", "Headers": ["Origin"]}
@@ -104,7 +105,7 @@ def test_pages_honour_djangos_headers_and_keep_personal_requests_apart():
     key = cache["ParametersInCacheKeyAndForwardedToOrigin"]
     cookies = [front_door.SESSION_COOKIE, front_door.CSRF_COOKIE, front_door.MESSAGES_COOKIE]
     assert key["CookiesConfig"] == {"CookieBehavior": "whitelist", "Cookies": cookies}
-    assert key["QueryStringsConfig"]["QueryStrings"] == ["tag", "cursor", "prev"]
+    assert key["QueryStringsConfig"]["QueryStrings"] == ["tag", "sort", "cursor", "prev"]
     forwarded = policy(pages, "OriginRequestPolicyId")
     assert forwarded["CookiesConfig"] == key["CookiesConfig"]
     assert forwarded["HeadersConfig"] == {"HeaderBehavior": "whitelist", "Headers": ["X-Forwarded-Host"]}
@@ -165,7 +166,7 @@ def test_the_distribution_routes_as_make_runs_front_door_does():
             "QueryStrings"
         ]
     )
-    assert local["/api/*"].query == ("limit", "cursor", "tag")
+    assert local["/api/*"].query == ("limit", "cursor", "tag", "sort")
     for path in APP_PATHS:
         assert local[path].cookies is None
         assert not local[path].cached

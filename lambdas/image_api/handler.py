@@ -50,7 +50,12 @@ app = APIGatewayHttpResolver(cors=_cors(settings.cors_origins))
 def list_images() -> Response:
     query = app.current_event.query_string_parameters or {}
     page = api.list_documents(
-        aws.image_store(), settings, limit=query.get("limit"), cursor=query.get("cursor"), tag=query.get("tag")
+        aws.image_store(),
+        settings,
+        limit=query.get("limit"),
+        cursor=query.get("cursor"),
+        tag=query.get("tag"),
+        sort=query.get("sort"),
     )
     return _send(page)
 
