@@ -6,9 +6,9 @@ Behaviours, first match wins (CloudFront's path patterns, in the order infra/ li
 | --- | --- | --- | --- | --- |
 | ``/static/*`` | Django's WhiteNoise (S3's ``static/`` in AWS) | none | none | as the origin says |
 | ``/thumbs/*``, ``/optimized/*`` | the bucket's ``public/`` prefix (local_stack.cdn) | none | none | as S3 says |
-| ``/api/*`` | the read API Lambda, invoked here with API Gateway's event | none | limit, cursor, tag | as it says |
+| ``/api/*`` | the read API Lambda, invoked with API Gateway's event | none | limit, cursor, tag, sort | as it says |
 | ``/admin/*``, ``/accounts/*``, ``/upload/*`` | Django, every method and header | all | all | never |
-| everything else (pages) | Django, GET and HEAD only | session, CSRF, messages | tag, cursor, prev | anonymous only |
+| everything else (pages) | Django, GET and HEAD | session, CSRF, messages | tag, sort, cursor, prev | anonymous only |
 
 Caching as CloudFront does it: an answer is kept for its ``s-maxage``, else ``max-age``, else the behaviour's default
 TTL (S3 objects without Cache-Control: a day; everything else: not at all), and then served stale for its
@@ -393,7 +393,7 @@ BEHAVIOURS: Final = (
         "api",
         methods=READ_AND_OPTIONS,
         headers=("Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers"),
-        query=("limit", "cursor", "tag"),
+        query=("limit", "cursor", "tag", "sort"),
     ),
     # Logging in, the admin and uploading: everything Django needs, nothing cached.
     Behaviour(
