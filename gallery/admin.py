@@ -3,9 +3,9 @@ admin's own look.
 
 ``Image`` is an unmanaged stand-in model (gallery.models), so every view that would query it is replaced:
 the list is one Query per page on ByEntity/ByStatus (gallery.selectors; the trash is ByStatus=deleted), and
-edits (hide/unhide included), the trash and reprocessing go through gallery.services. Django's permissions still
-decide: view, change, delete (move to the trash and restore), purge_image (delete permanently) and
-reprocess_image.
+edits (hide/unhide included), the trash, reprocessing and the publish gate go through gallery.services. Django's
+permissions still decide: view, change, delete (move to the trash and restore), purge_image (delete permanently),
+reprocess_image and publish_image (approve and reject uploads held for review).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -24,8 +25,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from gallery import selectors, services
 from gallery.forms import ImageMetadataForm
 from gallery.models import Image
-from pipeline import api, records, trash
-from pipeline.records import ImageRecord, InTrash, Rendition, Status
+from pipeline import api, records, review, trash
+from pipeline.records import ImageRecord, InTrash, Rendition, Review, Status
 
 ACTIONS = {
     "reprocess_selected": "Reprocess selected images (retry failed ones)",
@@ -33,6 +34,8 @@ ACTIONS = {
     "delete_selected": "Move selected images to the trash",
     "restore_selected": "Restore selected images from the trash",
     "purge_selected": "Delete selected images permanently (takedown)",
+    "approve_selected": "Approve selected images (publish them)",
+    "reject_selected": "Reject selected images (asks for a reason)",
 }
 # What the list's status filter calls each status.
 STATUS_LABELS: Final = {**{s.value: s.value.capitalize() for s in Status}, Status.DELETED.value: "Trash"}
@@ -40,6 +43,39 @@ STATUS_LABELS: Final = {**{s.value: s.value.capitalize() for s in Status}, Statu
 # ends well inside the app's 30 s Lambda timeout; a "Continue" button carries on from there.
 REPROCESS_BATCH: Final = 50
 REPROCESS_RATE: Final = 5.0
+# The list's narrowed views (gallery.selectors.ADMIN_NARROWED), as its filter names them.
+NARROWED_LABELS: Final = {
+    Review.PENDING.value: "Pending review",
+    Review.NEEDS_ALT_TEXT.value: "Needs alt text",
+    Review.REJECTED.value: "Rejected",
+    "duplicates": "Duplicates",
+}
+
+
+class RejectionForm(forms.Form):
+    """Why staff reject an upload: a sentence for the uploader, who reads it on their uploads."""
+
+    reason = forms.CharField(
+        max_length=review.MAX_REASON_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="The uploader sees this on their uploads: say what is wrong, e.g. “Shows a person's face "
+        "without their consent.”",
+        error_messages={"required": "Give a reason: the uploader sees it on their uploads."},
+    )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One image on the list: its record, thumbnail, and the images it duplicates if they still exist."""
+
+    record: ImageRecord
+    thumbnail: str | None
+    duplicate_of: ImageRecord | None = None
+    near_duplicate_of: ImageRecord | None = None
+
+    @property
+    def review_badge(self) -> str | None:
+        return review.describe(self.record)
 
 
 @dataclass(frozen=True)
@@ -107,6 +143,35 @@ def _back_url(request: HttpRequest) -> str:
     return reverse("admin:gallery_image_changelist")
 
 
+def _map_url(record: ImageRecord) -> str | None:
+    """OpenStreetMap at the photo's position, for staff (the location is shown nowhere else)."""
+    where = record.location
+    if where is None:
+        return None
+    query = urlencode({"mlat": where.latitude, "mlon": where.longitude})
+    return f"https://www.openstreetmap.org/?{query}#map=16/{where.latitude}/{where.longitude}"
+
+
+def _plural(items: list[str]) -> str:
+    return "s" if len(items) != 1 else ""
+
+
+def _rows(found: list[ImageRecord]) -> list[Row]:
+    """The list's rows, with the originals of duplicates that still exist: one BatchGetItem for the page."""
+    originals = services.image_store().get_many(
+        original for record in found for original in (record.duplicate_of, record.near_duplicate_of) if original
+    )
+    return [
+        Row(
+            record,
+            _thumbnail_url(record),
+            originals.get(record.duplicate_of or ""),
+            originals.get(record.near_duplicate_of or ""),
+        )
+        for record in found
+    ]
+
+
 def _stand_in(record: ImageRecord) -> Image:
     """The unsaved model instance the admin log needs to name the image."""
     return Image(id=record.id, title=record.title or record.file_name)
@@ -125,6 +190,10 @@ class ImageAdmin(admin.ModelAdmin):
     def has_purge_permission(self, request: HttpRequest) -> bool:
         """Deleting for good (takedowns) is its own permission: delete_image only moves images to the trash."""
         return request.user.has_perm(f"{self.opts.app_label}.purge_image")
+
+    def has_publish_permission(self, request: HttpRequest) -> bool:
+        """Approving and rejecting others' uploads (the publish gate) is the right to publish: publish_image."""
+        return request.user.has_perm(f"{self.opts.app_label}.publish_image")
 
     def get_urls(self) -> list:
         info = self.opts.app_label, self.opts.model_name
@@ -147,24 +216,45 @@ class ImageAdmin(admin.ModelAdmin):
         if status not in {None, *Status}:
             status = None
         search = request.GET.get("q", "").strip()
+        narrow = request.GET.get("only") or None
+        if narrow not in selectors.ADMIN_NARROWED:
+            narrow = None
+        elif selectors.ADMIN_NARROWED[narrow][0]:
+            status = None  # a review filter reads ready images: the status filter does not apply to it
         try:
-            page = selectors.admin_page(status=status, search=search, cursor=request.GET.get("cursor"))
+            page = selectors.admin_page(status=status, search=search, cursor=request.GET.get("cursor"), narrow=narrow)
         except selectors.BadCursor as error:
             context = {"title": "Broken link", "message": str(error)}
             return self._render(request, "admin/gallery/image/error.html", context, status=400)
-        filters = {key: value for key, value in (("status", status), ("q", search)) if value}
-        rows = [(record, _thumbnail_url(record)) for record in page.records]
+        filters = {key: value for key, value in (("status", status), ("q", search), ("only", narrow)) if value}
+        rows = _rows(page.records)
+        # Choosing a status leaves a review filter (those read ready images only) and keeps the rest.
+        kept_by_status = {k: v for k, v in filters.items() if not (k == "only" and selectors.ADMIN_NARROWED[v][0])}
         in_trash = status == Status.DELETED
+        if narrow:
+            title = NARROWED_LABELS[narrow]
+        else:
+            title = "Trash" if in_trash else f"{status.capitalize()} images" if status else "Images"
         context = {
-            "title": "Trash" if in_trash else f"{status.capitalize()} images" if status else "Images",
+            "title": title,
             "rows": rows,
+            "narrow": narrow,
+            "narrow_urls": [
+                (label, "?" + urlencode({**filters, "only": name}), name == narrow)
+                for name, label in NARROWED_LABELS.items()
+            ],
+            "all_narrow_url": "?" + urlencode({k: v for k, v in filters.items() if k != "only"}),
             "status": status,
             "in_trash": in_trash,
             "retention_days": services.pipeline_settings().trash_retention_days,
             "search": search,
-            "all_url": "?" + urlencode({"q": search} if search else {}),
+            "all_url": "?" + urlencode({k: v for k, v in filters.items() if k != "status"}),
             "status_urls": [
-                (STATUS_LABELS[s.value], "?" + urlencode({**filters, "status": s.value}), s.value == status)
+                (
+                    STATUS_LABELS[s.value],
+                    "?" + urlencode({**kept_by_status, "status": s.value}),
+                    s.value == status,
+                )
                 for s in Status
             ],
             "first_url": "?" + urlencode(filters),
@@ -183,6 +273,7 @@ class ImageAdmin(admin.ModelAdmin):
         else:
             wanted += ["reprocess_selected", "reprocess_matching"] if self.has_reprocess_permission(request) else []
             wanted += ["delete_selected"] if self.has_delete_permission(request) else []
+            wanted += ["approve_selected", "reject_selected"] if self.has_publish_permission(request) else []
         wanted += ["purge_selected"] if self.has_purge_permission(request) else []
         return [(name, ACTIONS[name]) for name in wanted]
 
@@ -205,6 +296,13 @@ class ImageAdmin(admin.ModelAdmin):
                 raise PermissionDenied
             self._reprocess(request, ids)
             return HttpResponseRedirect(back)
+        if action in ("approve_selected", "reject_selected"):
+            if not self.has_publish_permission(request):
+                raise PermissionDenied
+            if action == "approve_selected":
+                self._approve(request, ids)
+                return HttpResponseRedirect(back)
+            return self._reject(request, ids, back)
         if action == "restore_selected":
             if not self.has_delete_permission(request):
                 raise PermissionDenied
@@ -254,6 +352,76 @@ class ImageAdmin(admin.ModelAdmin):
             "retention_days": services.pipeline_settings().trash_retention_days,
         }
         return self._render(request, "admin/gallery/image/delete_selected_confirmation.html", context)
+
+    def _approve(self, request: HttpRequest, ids: list[str]) -> None:
+        """Publish each image; one message for those published, one per image refused (and why)."""
+        approved: list[str] = []
+        already: list[str] = []
+        for image_id in ids:
+            try:
+                done = services.approve(image_id, by=request.user.get_username())
+            except (services.ImageNotFound, services.ReviewRefused, InTrash) as error:
+                messages.error(request, f"Not approved: {error}")
+                continue
+            except services.VisibilityFailed as error:
+                messages.error(request, str(error))
+                continue
+            name = _stand_in(done.record)
+            if not done.changed:
+                already.append(f"“{name}”")
+                continue
+            self.log_change(request, name, "Approved: published.")
+            approved.append(f"“{name}”")
+        if approved:
+            messages.success(
+                request,
+                f"Approved {len(approved)} image{_plural(approved)}: {', '.join(approved)}. "
+                f"{'They are' if len(approved) != 1 else 'It is'} published: listed in the gallery and the API "
+                "(unless hidden), with the files under public/.",
+            )
+        if already:
+            messages.info(request, f"Already published, nothing to do: {', '.join(already)}.")
+
+    def _reject(self, request: HttpRequest, ids: list[str], back: str) -> HttpResponse:
+        """Asks for the reason first (a page like the delete confirmation), then rejects each image with it."""
+        form = RejectionForm(request.POST if request.POST.get("post") == "yes" else None)
+        if not form.is_valid():
+            found = []
+            for image_id in ids:
+                try:
+                    record = services.get_record(image_id)
+                except services.ImageNotFound:
+                    continue
+                found.append((record, _thumbnail_url(record)))
+            single = len(ids) == 1 and request.POST.get("single") == "yes"
+            context = {
+                "title": "Reject this image?" if single else "Reject these images?",
+                "rows": found,
+                "ids": ids,
+                "next": back,
+                "form": form,
+                "single": single,
+            }
+            return self._render(request, "admin/gallery/image/reject_confirmation.html", context)
+        reason = form.cleaned_data["reason"]
+        rejected: list[str] = []
+        for image_id in ids:
+            try:
+                done = services.reject(image_id, by=request.user.get_username(), reason=reason)
+            except (services.ImageNotFound, services.ReviewRefused, InTrash, services.VisibilityFailed) as error:
+                messages.error(request, f"Not rejected: {error}")
+                continue
+            name = _stand_in(done.record)
+            if done.changed:
+                self.log_change(request, name, f"Rejected: {reason}")
+            rejected.append(f"“{name}”")
+        if rejected:
+            messages.success(
+                request,
+                f"Rejected {len(rejected)} image{_plural(rejected)}: {', '.join(rejected)}, because “{reason}”. "
+                "The uploader sees the reason on their uploads; the files stay off the CDN.",
+            )
+        return HttpResponseRedirect(back)
 
     def _reprocess(self, request: HttpRequest, ids: list[str]) -> None:
         started = 0
@@ -415,12 +583,15 @@ class ImageAdmin(admin.ModelAdmin):
                 except (services.VisibilityFailed, InTrash) as error:
                     messages.error(request, str(error))
                     return HttpResponseRedirect(request.path)
-                changed = form.changed_data
-                self.log_change(request, _stand_in(saved), [{"changed": {"fields": changed}}] if changed else "")
-                messages.success(request, _saved_message(record, saved))
-                if "_continue" in request.POST:
-                    return HttpResponseRedirect(request.path)
-                return HttpResponseRedirect(reverse("admin:gallery_image_changelist"))
+                except services.AltTextRequired as error:
+                    form.add_error("alt_text", str(error))
+                else:
+                    changed = form.changed_data
+                    self.log_change(request, _stand_in(saved), [{"changed": {"fields": changed}}] if changed else "")
+                    messages.success(request, _saved_message(record, saved))
+                    if "_continue" in request.POST:
+                        return HttpResponseRedirect(request.path)
+                    return HttpResponseRedirect(reverse("admin:gallery_image_changelist"))
         else:
             form = ImageMetadataForm(
                 initial={
@@ -447,6 +618,14 @@ class ImageAdmin(admin.ModelAdmin):
             "can_purge": self.has_purge_permission(request),
             "can_reprocess": self.has_reprocess_permission(request) and not record.in_trash,
             "public_url": reverse("gallery:detail", args=[record.id]) if record.listed else None,
+            "review_badge": review.describe(record),
+            "can_review": self.has_publish_permission(request)
+            and record.status is Status.READY
+            and not record.in_trash,
+            "originals": _rows([record])[0],
+            "camera": record.camera,
+            "location": record.location,
+            "map_url": _map_url(record),
         }
         return self._render(request, "admin/gallery/image/change_form.html", context)
 

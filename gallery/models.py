@@ -1,8 +1,8 @@
 """Django's side of the gallery: a stand-in for images, and the upload grants that quotas count.
 
 Images live in DynamoDB (pipeline.records.ImageRecord), not in Django's database: ``Image`` is unmanaged and
-has no table. It exists for the admin index entry, the view/change/delete permissions plus "reprocess", and
-admin log entries; gallery.admin overrides every admin view so no SQL ever touches it. ``UploadGrant`` is a real
+has no table. It exists for the admin index entry, the view/change/delete permissions plus "reprocess", "purge"
+and "publish" (the publish gate), and admin log entries; gallery.admin overrides every admin view so no SQL ever touches it. ``UploadGrant`` is a real
 table: one row per upload form handed out, which gallery.quotas counts.
 """
 
@@ -18,7 +18,12 @@ class Image(models.Model):
         managed = False
         db_table = "gallery_image_in_dynamodb"  # never created, never queried
         default_permissions = ("view", "change", "delete")
-        permissions = [("reprocess_image", "Can reprocess images"), ("purge_image", "Can permanently delete images")]
+        permissions = [
+            ("reprocess_image", "Can reprocess images"),
+            ("purge_image", "Can permanently delete images"),
+            # The publish gate: uploads skip review, and staff holding it approve or reject others' uploads.
+            ("publish_image", "Can publish images without review"),
+        ]
         verbose_name = "image"
         verbose_name_plural = "images"
 

@@ -154,35 +154,58 @@ def image_picture(image_id: str) -> Picture:
 # -- the admin's listing ---------------------------------------------------------------------------------------
 
 
+# The admin's narrowed lists (its "Review" and "Duplicates" filters): the status whose ByStatus partition they read
+# (None: the full list), a FilterExpression and its values, read in bounded Queries like a search. A review is
+# outstanding on ready images (the publish gate), so those lists read ByStatus=ready.
+ADMIN_NARROWED: Final[dict[str, tuple[str | None, str, dict[str, str]]]] = {
+    **{state.value: (Status.READY.value, "review = :review", {":review": state.value}) for state in records.Review},
+    "duplicates": (None, "attribute_exists(duplicate_of) OR attribute_exists(near_duplicate_of)", {}),
+}
+
+
 @dataclass(frozen=True)
 class AdminPage:
     records: list[ImageRecord]
     next_cursor: str | None
 
 
-def admin_page(*, status: str | None, search: str, cursor: str | None, limit: int | None = None) -> AdminPage:
+def admin_page(
+    *, status: str | None, search: str, cursor: str | None, limit: int | None = None, narrow: str | None = None
+) -> AdminPage:
     """Newest first over ByEntity (every image) or ByStatus (one status): one Query per page.
 
     A search is a FilterExpression (title or file name contains the text, or a tag equals it, ignoring case: the
     records' ``search_text`` is lower case). DynamoDB applies it after reading, so a search reads the index in
     Queries of ADMIN_SEARCH_READ_SIZE items until its page is full, at most ADMIN_SEARCH_MAX_READS of them; a
-    rare search can then show a short page whose "Older" link reads on. The table is never scanned.
+    rare search can then show a short page whose "Older" link reads on. The table is never scanned. ``narrow``
+    (a key of ADMIN_NARROWED: a review state, "duplicates") adds its FilterExpression the same way.
     """
+    narrowed = ADMIN_NARROWED.get(narrow or "")
+    if narrowed and narrowed[0]:
+        status = narrowed[0]
     if status:
         index, partition = records.STATUS_INDEX, Status(status).value
     else:
         index, partition = records.ENTITY_INDEX, records.ENTITY_IMAGE
-    scope = f"{index}:{partition}:{search}"
+    scope = f"{index}:{partition}:{search}" + (f":{narrow}" if narrowed else "")
     start_key = _decode_admin_cursor(cursor, scope) if cursor else None
     store = services.image_store()
+    expressions: list[str] = []
+    values: dict[str, str] = {}
     if search:
+        expressions.append("(contains(search_text, :q) OR contains(tags, :tag))")
+        values |= {":q": search.lower(), ":tag": search.strip().lower()}
+    if narrowed:
+        expressions.append(f"({narrowed[1]})")
+        values |= narrowed[2]
+    if expressions:
         page = store.search_page(
             index,
             partition,
             limit=limit or ADMIN_PAGE_SIZE,
             start_key=start_key,
-            filter_expression="contains(search_text, :q) OR contains(tags, :tag)",
-            filter_values={":q": search.lower(), ":tag": search.strip().lower()},
+            filter_expression=" AND ".join(expressions),
+            filter_values=values,
             read_size=ADMIN_SEARCH_READ_SIZE,
             max_reads=ADMIN_SEARCH_MAX_READS,
         )
