@@ -3,11 +3,13 @@ admin pages one paginated Query on an index. Each page costs one DynamoDB call."
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 from django.core import signing
+from django.urls import reverse
 
 from gallery import services
 from pipeline import api, records
@@ -222,4 +224,154 @@ def _decode_admin_cursor(cursor: str, scope: str) -> dict[str, Any]:
         raise BadCursor("This page link is broken or has expired; start again from the first page.") from None
     if payload.get("s") != scope or not isinstance(payload.get("k"), dict):
         raise BadCursor("This page link belongs to another filter or search; start again from the first page.")
+    return payload["k"]
+
+
+# -- an uploader's own images (/my/) ---------------------------------------------------------------------------
+
+OWNER_PAGE_SIZE: Final = 24
+OWNER_CURSOR_MAX_AGE: Final = 24 * 3600
+_OWNER_CURSOR_SALT: Final = "gallery.my.cursor"
+# Unpublished and hidden renditions sit under hidden/, which the CDN does not serve: their owner sees them
+# through presigned GETs this short-lived (the page itself is private, no-store, so a reload signs anew).
+OWN_THUMB_EXPIRY_SECONDS: Final = 900
+# The CSS box of a thumbnail on /my/ (site.css, .mine__thumb): the presigned tile is the narrowest at least
+# twice as wide, for 2x screens.
+OWN_THUMB_PX: Final = 120
+
+
+@dataclass(frozen=True)
+class UploadState:
+    """What became of an upload, as its owner reads it: a ``key`` for the colour (CSS) and words that say the
+    same without the colour, and why when there is a why."""
+
+    key: str
+    label: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Original:
+    """The gallery's image an upload duplicates (listed, so its page exists)."""
+
+    id: str
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class OwnUpload:
+    record: ImageRecord
+    state: UploadState
+    picture: Picture | None
+    duplicate: Original | None
+    near_duplicate: Original | None
+
+    @property
+    def name(self) -> str:
+        return self.record.title or self.record.file_name
+
+
+@dataclass(frozen=True)
+class OwnerPage:
+    uploads: list[OwnUpload]
+    next_cursor: str | None
+
+
+def upload_state(record: ImageRecord) -> UploadState:
+    """The one state an owner sees (the record's status, refined by the publish gate and the hidden flag)."""
+    if record.status is Status.UPLOADING:
+        return UploadState("uploading", "Uploading", "The file has not arrived yet.")
+    if record.status is Status.PROCESSING:
+        return UploadState("processing", "Processing")
+    if record.status is Status.FAILED:
+        if record.duplicate_of:
+            return UploadState("duplicate", "Duplicate, not processed", record.failure_reason or "")
+        return UploadState("failed", "Failed", record.failure_reason or "The processor gave no reason.")
+    if record.status is Status.DELETED:
+        return UploadState("deleted", "In the trash")
+    if record.review is records.Review.PENDING:
+        return UploadState("pending", "Waiting for review", "A staff member will publish it or say why not.")
+    if record.review is records.Review.NEEDS_ALT_TEXT:
+        return UploadState("needs-alt-text", "Needs alt text", "Add alt text to publish it.")
+    if record.review is records.Review.REJECTED:
+        return UploadState("rejected", "Rejected", record.review_reason or "Staff gave no reason.")
+    if record.hidden:
+        return UploadState("hidden", "Hidden by staff", "It is in no listing; staff can show it again.")
+    return UploadState("ready", "Published")
+
+
+def owner_page(owner: str, *, cursor: str | None, limit: int | None = None) -> OwnerPage:
+    """One page of ``owner``'s images, newest first: one Query on ByOwner (every status but the trash), plus one
+    BatchGetItem for the originals of the page's duplicates, if it has any. BadCursor for a cursor that is not
+    this owner's."""
+    start_key = _decode_owner_cursor(cursor, owner) if cursor else None
+    store = services.image_store()
+    page = store.query_page(
+        records.OWNER_INDEX, records.owner_pk(owner), limit=limit or OWNER_PAGE_SIZE, start_key=start_key
+    )
+    originals = store.get_many(
+        original for record in page.records for original in (record.duplicate_of, record.near_duplicate_of) if original
+    )
+    next_cursor = signing.dumps({"k": page.last_key, "o": owner}, salt=_OWNER_CURSOR_SALT) if page.last_key else None
+    return OwnerPage([_own_upload(record, originals) for record in page.records], next_cursor)
+
+
+def own_upload(image_id: str, owner: str) -> OwnUpload:
+    """One of ``owner``'s images (ImageNotFound for anyone else's, or one in the trash): one GetItem, and one
+    more for the original when it is a duplicate."""
+    record = services.get_record(image_id)
+    if record.owner != owner or record.in_trash:
+        raise services.ImageNotFound(f"You have no image with id {image_id!r}.")
+    wanted = [original for original in (record.duplicate_of, record.near_duplicate_of) if original]
+    return _own_upload(record, services.image_store().get_many(wanted) if wanted else {})
+
+
+def _own_upload(record: ImageRecord, originals: dict[str, ImageRecord]) -> OwnUpload:
+    return OwnUpload(
+        record=record,
+        state=upload_state(record),
+        picture=_own_picture(record),
+        duplicate=_original(originals.get(record.duplicate_of or "")),
+        near_duplicate=_original(originals.get(record.near_duplicate_of or "")),
+    )
+
+
+def _original(record: ImageRecord | None) -> Original | None:
+    """Only an original that still exists and is listed is worth a link (anything else would be a 404)."""
+    if record is None or not record.listed:
+        return None
+    return Original(record.id, record.title or record.file_name, reverse("gallery:detail", args=[record.id]))
+
+
+def _own_picture(record: ImageRecord) -> Picture | None:
+    """The tile as the gallery draws it (CDN URLs) while listed; else the one tile its owner may fetch from
+    hidden/ through a presigned GET. None while there are no renditions (uploading, processing, failed)."""
+    if not record.renditions or record.status is not Status.READY:
+        return None
+    picture = Picture.from_document(api.image_document(record, services.pipeline_settings()))
+    if not record.files_hidden:
+        return picture
+    tile = record.rendition("thumb", "jpeg", at_least=2 * OWN_THUMB_PX)
+    if tile is None:
+        return None
+    url = services.object_store().presigned_get(tile.key, expires_in=OWN_THUMB_EXPIRY_SECONDS)
+    return dataclasses.replace(
+        picture,
+        src=url,
+        width=tile.width,
+        height=tile.height,
+        srcset_avif="",
+        srcset_webp="",
+        srcset_jpeg="",
+    )
+
+
+def _decode_owner_cursor(cursor: str, owner: str) -> dict[str, Any]:
+    try:
+        payload = signing.loads(cursor, salt=_OWNER_CURSOR_SALT, max_age=OWNER_CURSOR_MAX_AGE)
+    except signing.BadSignature:
+        raise BadCursor("This page link is broken or has expired; start again from the first page.") from None
+    if payload.get("o") != owner or not isinstance(payload.get("k"), dict):
+        raise BadCursor("This page link belongs to someone else's list; start again from the first page.")
     return payload["k"]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from gallery import views
+from gallery import library, views
 
 app_name = "gallery"
 urlpatterns = [
@@ -12,4 +12,9 @@ urlpatterns = [
     path("upload/policy/", views.upload_policy, name="upload-policy"),
     path("upload/done/", views.upload_done, name="upload-done"),
     path("upload/dismiss/<str:image_id>/", views.dismiss, name="dismiss"),
+    path("my/", library.my_uploads, name="my"),
+    path("my/<str:image_id>/edit/", library.edit, name="my-edit"),
+    path("my/<str:image_id>/delete/", library.delete, name="my-delete"),
+    path("my/<str:image_id>/retry/", library.retry, name="my-retry"),
+    path("my/<str:image_id>/status", library.status, name="my-status"),
 ]

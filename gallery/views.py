@@ -217,7 +217,7 @@ def upload_policy(request: HttpRequest) -> JsonResponse:
             "fields": ticket.fields,
             "expires_in": ticket.expires_in,
             "done_url": _done_url(settings.PIPELINE.bucket, ticket.key),
-            "status_url": reverse("api:image-detail", args=[ticket.image_id]),
+            "status_url": reverse("gallery:my-status", args=[ticket.image_id]),
             "page_url": reverse("gallery:detail", args=[ticket.image_id]),
         }
     )

@@ -7,7 +7,7 @@ Behaviours, first match wins (CloudFront's path patterns, in the order infra/ li
 | ``/static/*`` | Django's WhiteNoise (S3's ``static/`` in AWS) | none | none | as the origin says |
 | ``/thumbs/*``, ``/optimized/*`` | the bucket's ``public/`` prefix (local_stack.cdn) | none | none | as S3 says |
 | ``/api/*`` | the read API Lambda, invoked with API Gateway's event | none | limit, cursor, tag, sort | as it says |
-| ``/admin/*``, ``/accounts/*``, ``/upload/*`` | Django, every method and header | all | all | never |
+| ``/admin/*``, ``/accounts/*``, ``/upload/*``, ``/my/*`` | Django, every method and header | all | all | never |
 | everything else (pages) | Django, GET and HEAD | session, CSRF, messages | tag, sort, cursor, prev | anonymous only |
 
 Caching as CloudFront does it: an answer is kept for its ``s-maxage``, else ``max-age``, else the behaviour's default
@@ -395,10 +395,10 @@ BEHAVIOURS: Final = (
         headers=("Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers"),
         query=("limit", "cursor", "tag", "sort"),
     ),
-    # Logging in, the admin and uploading: everything Django needs, nothing cached.
+    # Logging in, the admin, uploading and one's own uploads: everything Django needs, nothing cached.
     Behaviour(
         "app-private",
-        ("/admin/*", "/accounts/*", "/upload/*"),
+        ("/admin/*", "/accounts/*", "/upload/*", "/my/*"),
         "app",
         cached=False,
         methods=ALL_METHODS,

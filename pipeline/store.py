@@ -115,6 +115,25 @@ class ImageStore:
         item = response.get("Item")
         return ImageRecord.from_item(_deserialize(item)) if item else None
 
+    def get_many(self, image_ids: Iterable[str]) -> dict[str, ImageRecord]:
+        """Several images in one BatchGetItem (at most 100 ids, a page's worth), by id; missing ones are left out.
+
+        What DynamoDB leaves unprocessed under load is asked for again (botocore retries throttling, not that)."""
+        wanted = list(dict.fromkeys(image_ids))[:100]
+        if not wanted:
+            return {}
+        request: dict[str, Any] = {
+            self.table: {"Keys": [_serialize({"pk": records.image_pk(i), "sk": records.IMAGE_SK}) for i in wanted]}
+        }
+        found: dict[str, ImageRecord] = {}
+        while request:
+            response = self.client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(self.table, []):
+                record = ImageRecord.from_item(_deserialize(item))
+                found[record.id] = record
+            request = response.get("UnprocessedKeys") or {}
+        return found
+
     def lookup(self, partition: str) -> list[dict[str, Any]]:
         """The lookup items under one key (``records.sha256_pk``, ``records.phash_pks``): a Query, never a Scan.
 

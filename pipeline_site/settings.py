@@ -325,7 +325,8 @@ _STATIC_ORIGINS = _CDN_SOURCES if PRODUCTION else []
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
-        "img-src": [SELF, *_CDN_SOURCES, "data:", "blob:"],
+        # The S3 endpoint: an uploader's own unpublished thumbnails are presigned GETs (gallery.selectors).
+        "img-src": [SELF, *_CDN_SOURCES, *S3_UPLOAD_ORIGINS, "data:", "blob:"],
         "script-src": [SELF, *_STATIC_ORIGINS],
         "style-src": [SELF, *_STATIC_ORIGINS, UNSAFE_INLINE],
         "connect-src": [SELF, *S3_UPLOAD_ORIGINS],

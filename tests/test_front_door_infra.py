@@ -24,7 +24,7 @@ from local_stack import front_door
 from pipeline import origin
 
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # AWS's managed CachingDisabled policy
-APP_PATHS = ("/admin/*", "/accounts/*", "/upload/*")
+APP_PATHS = ("/admin/*", "/accounts/*", "/upload/*", "/my/*")
 
 
 def behaviours(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -151,6 +151,11 @@ def test_every_post_and_session_route_of_django_is_under_an_uncached_behaviour()
         ("gallery:upload-policy", []),
         ("gallery:upload-done", []),
         ("gallery:dismiss", ["01HV6J1ZQ3M4ABCD"]),
+        ("gallery:my", []),
+        ("gallery:my-edit", ["01HV6J1ZQ3M4ABCD"]),
+        ("gallery:my-delete", ["01HV6J1ZQ3M4ABCD"]),
+        ("gallery:my-retry", ["01HV6J1ZQ3M4ABCD"]),
+        ("gallery:my-status", ["01HV6J1ZQ3M4ABCD"]),
     ]:
         path = reverse(name, args=args)
         assert any(path.startswith(pattern[:-1]) for pattern in APP_PATHS), path

@@ -225,10 +225,11 @@ def csp_of(site: dict) -> dict[str, list[str]]:
 def test_in_production_static_files_and_images_come_from_the_cdn_and_uploads_go_to_s3(monkeypatch):
     directives = csp_of(load_settings(monkeypatch, PRODUCTION_ENV))
 
-    assert directives["img-src"] == ["'self'", "https://cdn.example.com", "data:", "blob:"]
+    s3 = ["https://photos-prod-images.s3.amazonaws.com", "https://photos-prod-images.s3.eu-west-1.amazonaws.com"]
+    # S3 too: an uploader's own unpublished thumbnails on /my/ are presigned GETs.
+    assert directives["img-src"] == ["'self'", "https://cdn.example.com", *s3, "data:", "blob:"]
     assert directives["script-src"] == ["'self'", "https://cdn.example.com"]
     assert directives["style-src"] == ["'self'", "https://cdn.example.com", "'unsafe-inline'"]
-    s3 = ["https://photos-prod-images.s3.amazonaws.com", "https://photos-prod-images.s3.eu-west-1.amazonaws.com"]
     assert directives["connect-src"] == ["'self'", *s3]
     assert directives["form-action"] == ["'self'", *s3]
     assert directives["frame-ancestors"] == ["'none'"]
@@ -246,5 +247,5 @@ def test_locally_uploads_go_to_the_emulator_and_static_files_come_from_the_site(
 
     assert directives["connect-src"] == ["'self'", "http://127.0.0.1:4566"]
     assert directives["form-action"] == ["'self'", "http://127.0.0.1:4566"]
-    assert directives["img-src"] == ["'self'", "http://127.0.0.1:8001", "data:", "blob:"]
+    assert directives["img-src"] == ["'self'", "http://127.0.0.1:8001", "http://127.0.0.1:4566", "data:", "blob:"]
     assert directives["script-src"] == ["'self'"]

@@ -203,7 +203,8 @@ def test_done_page_says_received_and_links_to_the_image_page(alice_client, site_
     assert page.status_code == 200
     assert "Received, processing" in page.content.decode()
     assert f'href="/images/{image_id}/"' in page.content.decode()
-    assert f'data-poll="/api/images/{image_id}"' in page.content.decode()
+    assert f'data-status-url="/my/{image_id}/status"' in page.content.decode()
+    assert 'href="/my/"' in page.content.decode()
 
 
 def test_done_page_refuses_someone_elses_upload(alice_client, django_user_model, site_aws):
@@ -254,7 +255,7 @@ def test_policy_for_a_file_fixes_its_exact_key_and_type(alice_client, site_aws):
     ]
     record = site_aws.image_store().get(ticket["id"])
     assert (record.status, record.owner, record.file_name) == (Status.UPLOADING, "alice", "Beach day.JPG")
-    assert ticket["status_url"] == f"/api/images/{ticket['id']}"
+    assert ticket["status_url"] == f"/my/{ticket['id']}/status"  # the owner's, which answers before publishing
 
 
 @pytest.mark.parametrize("content_type", ["image/png", "image/webp", "image/avif", "image/heic", "image/tiff"])
@@ -334,7 +335,8 @@ def test_script_upload_then_done_then_processing_makes_the_image_ready(alice_cli
 
     assert int(answer.status_code) == 201  # moto answers with the string "201"
     assert confirmed.json() == {"id": ticket["id"], "status": "uploading"}
-    document = alice_client.get(ticket["status_url"]).json()
+    assert alice_client.get(ticket["status_url"]).json()["state"] == "ready"
+    document = alice_client.get(f"/api/images/{ticket['id']}").json()
     assert document["status"] == "ready"
     assert re.search(rf"/thumbs/{ticket['id']}/[a-z2-7]{{10}}-90x68\.jpg$", document["thumbnail"])
 

@@ -1,8 +1,8 @@
 // Upload page, enhanced: several files, drag and drop, one presigned POST per file (asked of Django with the
 // file's name, size and type), a real progress bar per file (XMLHttpRequest upload.onprogress), then polling
-// the read API until the image is ready or failed. At most data-parallel files are under way at once (the
-// person's quota of open upload forms caps it); the rest wait their turn. Without this script the page's form
-// asks Django for an upload form (POST), and that form posts the file to S3 itself.
+// the owner's status endpoint until the image is ready, waiting for review or failed. At most data-parallel
+// files are under way at once (the person's quota of open upload forms caps it); the rest wait their turn.
+// Without this script the page's form asks Django for an upload form (POST), and that form posts the file to S3.
 (function () {
   "use strict";
 
@@ -178,55 +178,65 @@
     return `Storage refused the upload (HTTP ${xhr.status}).`;
   }
 
+  // The owner's own status endpoint (/my/<id>/status): it answers for images the public API does not show yet
+  // (waiting for review, rejected), and says whether the photo is already in the gallery.
   function poll(ticket, ui, attempt) {
     if (attempt >= POLL_LIMIT) {
-      ui.say("Still processing. It will appear in the gallery when it is ready.", "processing");
+      ui.say("Still processing. My uploads shows it when it is ready.", "processing");
       return;
     }
-    fetch(ticket.status_url, { headers: { Accept: "application/json" }, cache: "no-store" })
+    fetch(ticket.status_url, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
       .then((response) => (response.ok ? response.json() : null))
-      .then((document_) => {
-        if (document_ && document_.status === "ready") return showReady(ticket, ui, document_);
-        if (document_ && document_.status === "failed") return ui.say(document_.failure_reason || "Processing failed.", "failed");
+      .then((upload) => {
+        if (upload && upload.status !== "uploading" && upload.status !== "processing") return finished(ui, upload);
         setTimeout(() => poll(ticket, ui, attempt + 1), POLL_MS);
       })
       .catch(() => setTimeout(() => poll(ticket, ui, attempt + 1), POLL_MS));
   }
 
-  function showReady(ticket, ui, document_) {
-    const thumb = ui.row.querySelector(".upload__thumb");
-    thumb.replaceChildren(preview(document_, thumb.getBoundingClientRect().width || PREVIEW_PX));
-    if (document_.placeholder && document_.placeholder.color) thumb.style.background = document_.placeholder.color;
-    ui.say("Ready. ", "ready");
-    const link = document.createElement("a");
-    link.href = ticket.page_url;
-    link.textContent = "View the photo";
-    ui.row.querySelector(".upload__status").append(link);
+  function finished(ui, upload) {
+    const status = ui.row.querySelector(".upload__status");
+    if (upload.state === "ready") {
+      ui.say("Ready. ", "ready");
+      status.append(link(upload.page_url, "View the photo"));
+    } else if (upload.status === "failed") {
+      ui.say(upload.failure_reason || `${upload.label}.`, "failed"); // the reason, word for word as the admin shows it
+    } else {
+      // Waiting for review, needs alt text, rejected (with staff's reason), hidden: in words, with what to do.
+      ui.say(`${upload.label}. ${upload.reason || ""} `, upload.state);
+      status.append(link(upload.my_url, "My uploads"));
+    }
+    const original = upload.duplicate_of || upload.near_duplicate_of;
+    if (original) {
+      const note = document.createElement("span");
+      note.className = "upload__duplicate";
+      note.append(upload.duplicate_of ? " Already in the gallery as " : " Looks like ", link(original.url, original.title), ".");
+      status.append(note);
+    }
+    if (upload.thumbnail) showThumbnail(ui, upload.thumbnail);
   }
 
-  // The uncropped ladder in a square box that crops it (object-fit: cover): a landscape picture is drawn as
-  // wide as the box times its aspect ratio, and `sizes` says so.
-  function preview(document_, box) {
-    const sizes = `${Math.ceil(box * Math.max(1, (document_.width || 1) / (document_.height || 1)))}px`;
-    const picture = document.createElement("picture");
-    const srcset = document_.srcset || {};
-    for (const [format, type] of [["avif", "image/avif"], ["webp", "image/webp"]]) {
-      if (!srcset[format]) continue; // absent when that format is never the smaller file
-      const source = document.createElement("source");
-      source.type = type;
-      source.srcset = srcset[format];
-      source.sizes = sizes;
-      picture.append(source);
-    }
+  function link(href, text) {
+    const anchor = document.createElement("a");
+    anchor.href = href;
+    anchor.textContent = text;
+    return anchor;
+  }
+
+  // The 4:3 tile (CDN URLs while published, else a short-lived URL only its owner gets) in the square box, which
+  // crops it (object-fit: cover): 4/3 of the box wide, and `sizes` says so.
+  function showThumbnail(ui, thumbnail) {
+    const thumb = ui.row.querySelector(".upload__thumb");
+    const box = thumb.getBoundingClientRect().width || PREVIEW_PX;
     const img = new Image();
-    if (srcset.jpeg) {
-      img.srcset = srcset.jpeg;
-      img.sizes = sizes;
+    if (thumbnail.srcset) {
+      img.srcset = thumbnail.srcset;
+      img.sizes = `${Math.ceil((box * 4) / 3)}px`;
     }
-    img.src = document_.optimized || document_.thumbnail;
+    img.src = thumbnail.src;
     img.alt = ""; // the row names the file next to it
-    picture.append(img);
-    return picture;
+    thumb.replaceChildren(img);
+    if (thumbnail.color) thumb.style.background = thumbnail.color;
   }
 
   function guessType(name) {
