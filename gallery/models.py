@@ -2,8 +2,8 @@
 
 Images live in DynamoDB (pipeline.records.ImageRecord), not in Django's database: ``Image`` is unmanaged and
 has no table. It exists for the admin index entry, the view/change/delete permissions plus "reprocess", "purge"
-and "publish" (the publish gate), and admin log entries; gallery.admin overrides every admin view so no SQL ever touches it. ``UploadGrant`` is a real
-table: one row per upload form handed out, which gallery.quotas counts.
+and "publish" (the publish gate), and admin log entries; gallery.admin overrides every admin view so no SQL ever
+touches it. ``UploadGrant`` is a real table: one row per upload form handed out, which gallery.quotas counts.
 """
 
 from django.conf import settings
