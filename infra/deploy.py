@@ -1,7 +1,9 @@
 """`make deploy` / `make destroy`: the CloudFormation stack, the Lambda zips and the Zappa-deployed Django app.
 
 deploy, in order: artifacts bucket -> upload the zips `make package` built and the template -> (EDGE_WAF=on: the
-edge web ACL's stack in us-east-1) -> create or update the stack and wait -> read its outputs -> write the app's
+edge web ACL's stack in us-east-1) -> (an existing stack whose table lacks more than one of the template's indexes:
+the deployed template with one more index, once per index but the last, "staged indexes") -> create or update the
+stack and wait -> read its outputs -> write the app's
 secrets to Zappa's remote env file -> render zappa_settings.json's placeholders from the outputs -> `zappa
 deploy|update` -> `zappa manage migrate` and `collectstatic`. One CloudFront distribution is the site; on the very
 first deploy Zappa's REST API (the app's origin) and the site's URL are unknown until the stack and Zappa have
@@ -41,6 +43,7 @@ ROOT: Final = Path(__file__).resolve().parent.parent
 TEMPLATE: Final = ROOT / "infra" / "pipeline.yaml"
 ZAPPA_SETTINGS: Final = ROOT / "zappa_settings.json"
 RENDERED_ZAPPA_SETTINGS: Final = ROOT / "build" / "zappa_settings.json"
+BUILD_DIR: Final = ROOT / "build"
 ZAPPA_VENV: Final = ROOT / ".venv-zappa"
 # What Zappa zips: a directory laid out like a venv whose site-packages hold the app's pinned requirements as
 # Lambda wheels (python3.12, arm64). Zappa's own replacement of compiled packages asks pypi.python.org's JSON
@@ -58,6 +61,9 @@ CERTIFICATE_PATTERN: Final = re.compile(r"arn:aws[a-z-]*:acm:us-east-1:[0-9]{12}
 EMAIL_PATTERN: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # What make destroy never lets a stack delete take with it (the template retains them; tests keep the two equal).
 DATA_RESOURCES: Final = ("ImageBucket", "ImageTable")
+# The one table whose indexes grow with the code (pipeline.records.TABLE_SCHEMA); CloudFormation creates or deletes
+# at most one global secondary index of a table per stack update.
+INDEXED_TABLE: Final = "ImageTable"
 # What the app gets from Zappa's remote_env file (secrets) rather than from zappa_settings.json.
 REMOTE_ENV_NAMES: Final = ("SECRET_KEY", "PIPELINE_SECRET", "DATABASE_URL", "ORIGIN_VERIFY_SECRET")
 ORIGIN_SECRET_LENGTH: Final = 48
@@ -356,6 +362,60 @@ def new_origin_secret(previous: Mapping[str, str]) -> dict[str, str]:
 # -- AWS ---------------------------------------------------------------------------------------------------------
 
 
+def load_template(body: str | Mapping[str, Any]) -> dict[str, Any]:
+    """A CloudFormation template as data: YAML with its short forms (``!Sub``) or JSON, as GetTemplate returns it."""
+    if isinstance(body, Mapping):
+        return json.loads(json.dumps(body))
+    from cfn_flip import load  # cfn-flip comes with Zappa (troposphere) in the deploy venv
+
+    data, _ = load(body)
+    return json.loads(json.dumps(data, default=str))
+
+
+def table_index_names(template: Mapping[str, Any], table: str = INDEXED_TABLE) -> list[str]:
+    properties = template["Resources"][table].get("Properties", {})
+    return [index["IndexName"] for index in properties.get("GlobalSecondaryIndexes", [])]
+
+
+def staged_index_templates(
+    deployed: Mapping[str, Any], wanted: Mapping[str, Any], existing: list[str], table: str = INDEXED_TABLE
+) -> list[dict[str, Any]]:
+    """The templates to deploy, in order, before ``wanted`` so that each update creates one index only.
+
+    Each is the ``deployed`` template (its code and settings unchanged: the new code, which may query the new
+    indexes, goes live only with the real deploy) plus one more of the indexes ``wanted`` adds to the table,
+    with the attribute definitions its keys need. ``existing`` names the indexes the table has now (DescribeTable).
+    The last missing index comes with ``wanted`` itself, so n missing indexes take n - 1 of these. DeployError if
+    ``wanted`` also removes an index while adding several: that needs a plan of its own (docs/deploy.md).
+    """
+    wanted_table = wanted["Resources"][table]["Properties"]
+    wanted_indexes = {index["IndexName"]: index for index in wanted_table.get("GlobalSecondaryIndexes", [])}
+    missing = [name for name in wanted_indexes if name not in existing]
+    removed = sorted(set(existing) - set(wanted_indexes))
+    if len(missing) <= 1:
+        return []
+    if removed:
+        raise DeployError(
+            f"the template adds the indexes {', '.join(missing)} to {table} and removes {', '.join(removed)}: "
+            "CloudFormation makes one index change per update. Deploy a template that only removes first."
+        )
+    attribute_types = {a["AttributeName"]: a for a in wanted_table["AttributeDefinitions"]}
+    templates: list[dict[str, Any]] = []
+    current = json.loads(json.dumps(deployed))
+    for name in missing[:-1]:
+        current = json.loads(json.dumps(current))
+        properties = current["Resources"][table]["Properties"]
+        properties["GlobalSecondaryIndexes"] = [
+            index for index in properties.get("GlobalSecondaryIndexes", []) if index["IndexName"] in existing
+        ] + [wanted_indexes[name]]
+        defined = {a["AttributeName"] for a in properties["AttributeDefinitions"]}
+        keys = [k["AttributeName"] for k in wanted_indexes[name]["KeySchema"]]
+        properties["AttributeDefinitions"] += [attribute_types[key] for key in keys if key not in defined]
+        existing = [*existing, name]
+        templates.append(current)
+    return templates
+
+
 class Deployment:
     """One stage's deployment, driven through boto3 clients of one session."""
 
@@ -453,6 +513,36 @@ class Deployment:
         return apply_change_set(
             self.cloudformation, self.target.stack_name, template, parameters, self.target, ["CAPABILITY_IAM"]
         )
+
+    def add_indexes_one_at_a_time(self, *, staging_dir: Path | None = None) -> int:
+        """Before the stack update: while the template adds more than one index to the table, deploy the deployed
+        template plus one index more (its parameters kept), waiting for each; returns how many such updates ran.
+
+        A first deploy creates the table with every index at once, which CloudFormation allows; nothing to do."""
+        if self.stack_status() in {None, "REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE"}:
+            return 0
+        name = self.target.stack_name
+        table = self.cloudformation.describe_stack_resource(StackName=name, LogicalResourceId=INDEXED_TABLE)
+        described = self.session.client("dynamodb").describe_table(
+            TableName=table["StackResourceDetail"]["PhysicalResourceId"]
+        )["Table"]
+        existing = [index["IndexName"] for index in described.get("GlobalSecondaryIndexes", [])]
+        deployed = load_template(self.cloudformation.get_template(StackName=name)["TemplateBody"])
+        steps = staged_index_templates(deployed, load_template(TEMPLATE.read_text()), existing)
+        if not steps:
+            return 0
+        kept = [{"ParameterKey": key, "UsePreviousValue": True} for key in self.deployed_parameters()]
+        folder = staging_dir or BUILD_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        for number, template in enumerate(steps, start=1):
+            added = table_index_names(template)[-1]
+            print(f"stack {name}: adding index {added} first ({number} of {len(steps)} staged updates)")
+            path = folder / f"pipeline-staged-index-{added}.json"
+            path.write_text(json.dumps(template, separators=(",", ":")))
+            key = self.upload(path, "templates")
+            url = f"https://{self.target.artifact_bucket}.s3.{self.target.region}.amazonaws.com/{key}"
+            apply_change_set(self.cloudformation, name, {"TemplateURL": url}, kept, self.target, ["CAPABILITY_IAM"])
+        return len(steps)
 
     def deploy_edge_waf(self, alert_email: str, overrides: Mapping[str, str]) -> str:
         """The edge web ACL's stack in us-east-1 (CloudFront takes web ACLs from there only); its ARN."""
@@ -785,6 +875,7 @@ def deploy(
 
     if api_host:
         deployment.release_regional_web_acl()  # before the stack update deletes it (stacks from before issue 14)
+    deployment.add_indexes_one_at_a_time()
     outputs = deployment.deploy_stack(
         stack_parameters(target, alert_email, site_url or PENDING_ORIGIN, code_keys, site_overrides, front_door())
     )
