@@ -59,6 +59,9 @@ class Picture:
     camera_name: str = ""
     lens: str = ""
     exposure: str = ""
+    # An animation kept as animated WebP (the document's ``animation``): its srcset, on the detail page only. Tiles
+    # stay still: 4:3 crops of the first frame, and a grid of moving tiles would cost every visitor the bytes.
+    srcset_animated: str = ""
 
     @classmethod
     def from_document(cls, document: dict[str, Any], family: str = TILE) -> Picture:
@@ -89,6 +92,7 @@ class Picture:
             blurhash=placeholder.get("blurhash"),
             document=document,
             **photo_facts(document),
+            srcset_animated=(document.get("animation") or {}).get("srcset", "") if family == DETAIL else "",
         )
 
 

@@ -1,7 +1,8 @@
 """`python -m pipeline FILES_OR_FOLDERS --out DIR`: the processor's imaging on local files, no AWS involved.
 
 Writes every rung: DIR/optimized/<stem>-<width>.jpg|.webp (the uncropped ladder) and
-DIR/thumbs/<stem>-<width>x<height>.jpg|.webp (the 4:3 tiles), and prints one JSON line per input
+DIR/thumbs/<stem>-<width>x<height>.jpg|.webp (the 4:3 tiles), DIR/animated/<stem>-<width>.webp (an animated
+upload kept as animated WebP; the others are its first frame), and prints one JSON line per input
 (inputs that share a stem, like a.png and a.webp, become <stem>-png and <stem>-webp).
 Exit status: 0 when every input became an image, 1 when any was rejected, 2 on usage errors.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 from pipeline.config import ConfigError, Settings
 from pipeline.imaging import ImageRejected, ProcessedImage, check_byte_size, process_image
 
-_FOLDERS = {"thumb": "thumbs", "optimized": "optimized"}
+_FOLDERS = {"thumb": "thumbs", "optimized": "optimized", "animated": "animated"}
 _SUFFIXES = {"jpeg": ".jpg", "webp": ".webp"}
 
 
@@ -28,10 +29,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m pipeline",
         description="Make the renditions (the width ladder and the 4:3 tiles, JPEG + WebP) of local images, as the "
         "processor Lambda does. Sizes, qualities and limits come from the environment (LADDER_WIDTHS, TILE_WIDTHS, "
-        "OPTIMIZED_SIZE, JPEG_QUALITY, WEBP_QUALITY, WEBP_METHOD, MAX_UPLOAD_BYTES, MAX_PIXELS, MAX_FRAMES).",
+        "OPTIMIZED_SIZE, JPEG_QUALITY, WEBP_QUALITY, WEBP_METHOD, MAX_UPLOAD_BYTES, MAX_PIXELS, MAX_FRAMES, ANIMATION, "
+        "MAX_ANIMATION_PIXELS).",
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="FILE_OR_FOLDER", help="images, or folders of them")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="where thumbs/ and optimized/ go")
+    parser.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="where thumbs/, optimized/ and animated/ go"
+    )
     args = parser.parse_args(argv)
 
     try:

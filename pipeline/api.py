@@ -43,7 +43,7 @@ JSON_CONTENT_TYPE: Final = "application/json"
 
 _LIMIT_PATTERN: Final = re.compile(r"[0-9]{1,4}")
 _FORMAT_ORDER: Final = {"avif": 0, "webp": 1, "jpeg": 2}  # modern first, as a <picture> lists its <source>s
-_FAMILY_ORDER: Final = {"thumb": 0, "optimized": 1}
+_FAMILY_ORDER: Final = {"thumb": 0, "optimized": 1, "animated": 2}
 # ``?sort=``: the index each public order reads (both hold the same sparse set of listed items).
 SORT_INDEXES: Final = {"uploaded": records.LISTED_INDEX, "taken": records.TAKEN_INDEX}
 DEFAULT_SORT: Final = "uploaded"
@@ -131,6 +131,20 @@ def image_document(record: ImageRecord, settings: Settings) -> dict[str, Any]:
         "srcset": _srcsets([s for s in sources if s["name"] == "optimized"]),
         "thumbnail_srcset": _srcsets([s for s in sources if s["name"] == "thumb"]),
         "placeholder": {"blurhash": record.blurhash, "color": record.dominant_color},
+        "animation": _animation([s for s in sources if s["name"] == "animated"], record.frames),
+    }
+
+
+def _animation(sources: list[dict[str, Any]], frames: int | None) -> dict[str, Any] | None:
+    """An animated upload kept as animated WebP (pipeline.imaging.animation): its ``srcset`` (one candidate per
+    width, for a ``<source type="image/webp">``), its widest as ``url``, and the source's frame count; None for a
+    still, or an animation that was over its budget. ``optimized`` and ``srcset`` stay its first frame: the poster."""
+    if not sources:
+        return None
+    return {
+        "srcset": ", ".join(f"{s['url']} {s['width']}w" for s in sources),  # sorted by width
+        "url": sources[-1]["url"],
+        "frames": frames,
     }
 
 

@@ -4,6 +4,7 @@ Renditions live in a folder per image, and every processing run writes under a v
 
     public/optimized/<id>/<version>-<width>.<ext>           the uncropped ladder (detail page, API)
     public/thumbs/<id>/<version>-<width>x<height>.<ext>     the 4:3 tile crops (gallery tiles)
+    public/optimized/<id>/<version>-<width>-animated.webp   an animated upload kept as animated WebP
 
 A key is written once and never rewritten (its URL never changes meaning, so CDNs and browsers keep it for a
 year); a run that loses a race deletes only the keys of its own version. A hidden image's renditions sit under
@@ -36,11 +37,15 @@ PUBLIC_PREFIX: Final = "public/"
 HIDDEN_PREFIX: Final = "hidden/"
 # The CDN serves the bucket's public/ prefix at its root: public/thumbs/<id>/v-1.jpg -> https://cdn/thumbs/<id>/v-1.jpg
 RENDITION_DIRS: Final = {"thumb": "thumbs", "optimized": "optimized"}
+# Animations sit in the folder of the still ladder they animate, told apart by a suffix: the two folders stay all
+# that listings and CDN invalidations name, each file once.
+_FAMILY_FOLDERS: Final = {**RENDITION_DIRS, "animated": RENDITION_DIRS["optimized"]}
+_FAMILY_SUFFIXES: Final = {"animated": "-animated"}
 RENDITION_EXTENSIONS: Final = {"jpeg": "jpg", "webp": "webp", "avif": "avif"}
 VERSION_LENGTH: Final = 10
 _VERSION_PATTERN: Final = re.compile(r"[a-z2-7]{10}")
 
-RenditionName = Literal["thumb", "optimized"]
+RenditionName = Literal["thumb", "optimized", "animated"]
 RenditionFormat = Literal["jpeg", "webp", "avif"]
 
 ID_LENGTH: Final = 26
@@ -116,7 +121,8 @@ def rendition_key(
     height: int,
     hidden: bool = False,
 ) -> str:
-    """The S3 key of one rendition: ``public/optimized/<id>/<v>-1280.webp``, ``public/thumbs/<id>/<v>-560x420.jpg``.
+    """The S3 key of one rendition: ``public/optimized/<id>/<v>-1280.webp``, ``public/thumbs/<id>/<v>-560x420.jpg``,
+    ``public/optimized/<id>/<v>-480-animated.webp``.
 
     Tiles (``thumb``) carry their height too: they are crops, so their shape is part of what the file is.
     """
@@ -126,7 +132,8 @@ def rendition_key(
         raise ValueError(f"not a rendition version: {version!r}")
     size = f"{width}x{height}" if name == "thumb" else f"{width}"
     prefix = HIDDEN_PREFIX if hidden else PUBLIC_PREFIX
-    return f"{prefix}{RENDITION_DIRS[name]}/{image_id}/{version}-{size}.{RENDITION_EXTENSIONS[fmt]}"
+    suffix = _FAMILY_SUFFIXES.get(name, "")
+    return f"{prefix}{_FAMILY_FOLDERS[name]}/{image_id}/{version}-{size}{suffix}.{RENDITION_EXTENSIONS[fmt]}"
 
 
 def image_rendition_prefixes(image_id: str) -> tuple[str, ...]:

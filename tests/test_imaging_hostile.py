@@ -5,6 +5,7 @@ The expected outcomes follow ../shared/corpus/hostile/README.md, file by file.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import subprocess
 import sys
@@ -34,6 +35,8 @@ READY = {
     "sugarshack.mpo": ("MPO", 2, (640, 480)),
     "uncompressed_la.png": ("PNG", 1, (128, 128)),
 }
+
+ANIMATIONS = ("chi.gif", "iss634.apng", "iss634.webp", "star.avifs")
 
 # file -> (rejection type, the reason it records)
 REJECTED = {
@@ -72,17 +75,23 @@ def test_hostile_file_is_processed(name):
     assert (result.facts.format, result.facts.frames) == (fmt, frames)
     assert (result.facts.width, result.facts.height) == size
     assert [r.format for r in result.renditions].count("jpeg") == len(result.plan.rungs)  # every rung has a JPEG
+    animated = [r for r in result.renditions if r.name == "animated"]
+    # GIF, WebP, APNG and AVIF sequences are kept as animated WebP (tests/test_animation.py); MPO stays a still
+    assert len(animated) == (1 if name in ANIMATIONS else 0)
     for rendition in result.renditions:
         out = Image.open(io.BytesIO(rendition.data))
         out.load()
         assert out.size == (rendition.width, rendition.height)
         if rendition.name == "optimized":
             assert max(out.size) <= DEFAULTS.optimized_size
-        else:
+        elif rendition.name == "thumb":
             assert out.width <= max(DEFAULTS.tile_widths)
         assert out.mode in ("RGB", "RGBA")
         assert not out.getexif()
-        assert getattr(out, "n_frames", 1) == 1  # a still: the first frame of an animation
+        if rendition.name == "animated":
+            assert (out.format, out.is_animated) == ("WEBP", True)
+        else:
+            assert getattr(out, "n_frames", 1) == 1  # a still: the first frame of an animation (its poster)
 
 
 @pytest.mark.parametrize("name", sorted(REJECTED))
@@ -98,10 +107,11 @@ def test_hostile_file_is_rejected_with_a_reason(name):
     assert rejected.value.reason == reason
 
 
-def test_animations_are_noted_as_first_frame_only():
-    result = process_image((HOSTILE / "chi.gif").read_bytes(), DEFAULTS)
+def test_with_animation_off_animations_are_noted_as_first_frame_only():
+    result = process_image((HOSTILE / "chi.gif").read_bytes(), dataclasses.replace(DEFAULTS, animation=False))
 
     assert "animated GIF: first of 31 frames used" in result.facts.notes
+    assert {r.name for r in result.renditions} == {"thumb", "optimized"}
 
 
 def test_iptc_and_multi_picture_segments_are_not_copied():

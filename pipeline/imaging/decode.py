@@ -57,7 +57,7 @@ def read(source: bytes, settings: ImagingSettings, notes: list[str]) -> tuple[So
         check_pixels(opened.size, settings)
         frames = frame_count(opened, settings)
         if frames > 1:
-            notes.append(_frames_note(opened.format, frames))
+            notes.append(frames_note(opened.format, frames))
         plan = plan_renditions(opened.size, _orientation(opened), settings)
         if plan.orientation != 1:
             notes.append(f"rotated upright from EXIF orientation {plan.orientation}")
@@ -158,7 +158,7 @@ def _mime(fmt: str, source: bytes) -> str:
     return _MIME.get(fmt, "application/octet-stream")
 
 
-def _frames_note(fmt: str | None, frames: int) -> str:
+def frames_note(fmt: str | None, frames: int) -> str:
     if fmt == "MPO":
         return f"multi-picture JPEG: first of {frames} pictures used"
     if fmt in ("TIFF", "HEIF"):

@@ -21,7 +21,7 @@ from typing import Final, Literal
 
 from pipeline.config import ImagingSettings
 
-RenditionName = Literal["thumb", "optimized"]
+RenditionName = Literal["thumb", "optimized", "animated"]  # animated: pipeline.imaging.animation
 
 # A rung this close to a wider one (width ratio) is dropped: "no two rungs within about 10 % of each other".
 MIN_RUNG_STEP: Final = 1.1

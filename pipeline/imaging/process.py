@@ -9,6 +9,7 @@ from PIL import Image
 
 from pipeline import duplicates, jpeg_copy, placeholder
 from pipeline.config import ImagingSettings
+from pipeline.imaging import animation as animated
 from pipeline.imaging.colour import drop_opaque_alpha, is_srgb, normalise_mode, srgb_conversion
 from pipeline.imaging.decode import Source, read
 from pipeline.imaging.encode import EncodedRendition, submit_rung
@@ -50,7 +51,8 @@ class ImageFacts:
 @dataclass(frozen=True)
 class ProcessedImage:
     facts: ImageFacts
-    # Each ladder rung widest first, followed by the tiles cut from it; JPEG, WebP (and AVIF) for each.
+    # Each ladder rung widest first, followed by the tiles cut from it; JPEG, WebP (and AVIF) for each; then the
+    # animated WebPs of an animation (pipeline.imaging.animation), widest first.
     renditions: tuple[EncodedRendition, ...]
     plan: RenditionPlan
 
@@ -65,6 +67,7 @@ def process_image(source: bytes, settings: ImagingSettings, *, cascade: bool = T
     notes: list[str] = []
     decoded, picture = read(source, settings, notes)
     plan = decoded.plan
+    animation = animated.plan_animation(decoded.format, decoded.frames, plan, settings)  # from the header alone
 
     decoded_mode = picture.mode
     if isinstance(picture, Image.Image):
@@ -76,6 +79,18 @@ def process_image(source: bytes, settings: ImagingSettings, *, cascade: bool = T
         top = top.transpose(_TRANSPOSE_FOR_ORIENTATION[plan.orientation])
     top = drop_opaque_alpha(top)
     top.info = {}  # no EXIF, XMP, ICC or comments can reach an encoder
+    animated_jobs = (
+        animated.submit_animation(
+            source,
+            animation,
+            plan,
+            {mode: srgb_conversion(mode, decoded.icc_profile, []) for mode in ("RGB", "RGBA")},
+            _TRANSPOSE_FOR_ORIENTATION.get(plan.orientation),
+            settings,
+        )
+        if animation
+        else []
+    )
 
     # Down the ladder, widest first: each rung is resized from the one above it and encoded on the pool while the
     # next is made, each tile is cut as soon as its source rung exists, and a rung is let go once nothing below
@@ -104,6 +119,8 @@ def process_image(source: bytes, settings: ImagingSettings, *, cascade: bool = T
         if copied is not None and len(copied) < len(encoded.data):
             notes.append("optimized JPEG: the upload's own JPEG data without its metadata (smaller than re-encoding)")
             renditions[0] = replace(encoded, data=copied)
+    if animation:
+        renditions += animated.collect(animated_jobs, animation, notes)
     facts = ImageFacts(
         format=decoded.format,
         mime=decoded.mime,
