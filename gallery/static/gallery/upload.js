@@ -198,13 +198,11 @@
     const status = ui.row.querySelector(".upload__status");
     if (upload.state === "ready") {
       ui.say("Ready. ", "ready");
-      status.append(link(upload.page_url, "View the photo"));
     } else if (upload.status === "failed") {
       ui.say(upload.failure_reason || `${upload.label}.`, "failed"); // the reason, word for word as the admin shows it
     } else {
       // Waiting for review, needs alt text, rejected (with staff's reason), hidden: in words, with what to do.
-      ui.say(`${upload.label}. ${upload.reason || ""} `, upload.state);
-      status.append(link(upload.my_url, "My uploads"));
+      ui.say(`${upload.label}. ${upload.reason || ""}`.trim(), upload.state);
     }
     const original = upload.duplicate_of || upload.near_duplicate_of;
     if (original) {
@@ -213,6 +211,8 @@
       note.append(upload.duplicate_of ? " Already in the gallery as " : " Looks like ", link(original.url, original.title), ".");
       status.append(note);
     }
+    if (upload.state === "ready") status.append(" ", link(upload.page_url, "View the photo"));
+    else if (upload.status !== "failed") status.append(" ", link(upload.my_url, "My uploads"));
     if (upload.thumbnail) showThumbnail(ui, upload.thumbnail);
   }
 
