@@ -38,6 +38,7 @@ lint: $(STAMP) $(CHECKOV)
 
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m bench.animation
 
 # Reliability as figures (README "Reliability"): bad input, a load of 500 uploads, faults and a SIGKILL; about 10
 # minutes, not part of make test (tests/test_reliability.py runs a sample). One part: python -m reliability load.

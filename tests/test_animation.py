@@ -232,6 +232,22 @@ def test_max_frames_still_refuses_any_file_with_more_frames():
         process_image(moving_squares_gif(), dataclasses.replace(DEFAULTS, max_frames=5))
 
 
+def test_animated_files_sit_in_the_image_folders_that_listings_and_invalidations_name_once(
+    events, aws, pipeline_settings
+):
+    record = processed(events, aws, pipeline_settings, "raw/squares.gif", moving_squares_gif())
+
+    for rendition in animated(record):
+        assert [p for p in keys.image_rendition_prefixes(record.id) if rendition.key.startswith(p)] == [
+            f"public/optimized/{record.id}/"
+        ]
+        path = "/" + keys.cdn_path(rendition.key)
+        assert [p for p in keys.cdn_invalidation_paths(record.id) if path.startswith(p.rstrip("*"))] == [
+            f"/optimized/{record.id}/*"
+        ]
+        assert keys.hidden_key(rendition.key).startswith(f"hidden/optimized/{record.id}/")
+
+
 # -- what is not an animation --------------------------------------------------------------------------------------
 
 
@@ -376,3 +392,34 @@ def _mean_difference(one: Image.Image, other: Image.Image) -> float:
 def _browser_ms(fmt: str, duration: int) -> int:
     """A GIF frame of 10 ms or less plays for 100 ms in browsers, and so in the WebP made from it."""
     return 100 if fmt == "GIF" and duration <= 10 else duration
+
+
+def test_bench_reports_cpu_and_bytes_of_every_animation(tmp_path):
+    report = tmp_path / "animation.json"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.animation", "--passes", "1", "--no-rss", "--json", str(report)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    files = json.loads(report.read_text())["files"]
+    assert set(files) == {
+        "chi.gif",
+        "iss634.webp",
+        "iss634.apng",
+        "star.avifs",
+        "made-pan-960.gif",
+        "made-pan-960.webp",
+    }
+    for measured in files.values():
+        assert measured["on"]["cpu_s"] > 0
+        assert measured["off"]["cpu_s"] > 0
+        assert [a["width"] for a in measured["on"]["animated"]]
+        assert measured["off"]["animated"] == []
+        assert all(a["bytes"] > 0 for a in measured["on"]["animated"])
+    assert "| made-pan-960.gif |" in done.stdout
