@@ -70,14 +70,14 @@ PACKAGES: Final = (
         name="image-api",
         handler_module="lambdas.image_api.handler",
         code=("pipeline", "lambdas/__init__.py", "lambdas/image_api"),
-        without=frozenset({"boto3", "pillow", "pillow-heif", "imagehash"}),
+        without=frozenset({"boto3", "pillow", "pillow-heif"}),
     ),
     # The daily purge of the trash (pipeline.trash): records and S3 deletes, no imaging.
     LambdaPackage(
         name="trash-purge",
         handler_module="lambdas.trash_purge.handler",
         code=("pipeline", "lambdas/__init__.py", "lambdas/trash_purge"),
-        without=frozenset({"boto3", "pillow", "pillow-heif", "imagehash"}),
+        without=frozenset({"boto3", "pillow", "pillow-heif"}),
     ),
 )
 

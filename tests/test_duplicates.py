@@ -4,13 +4,17 @@ or refused without imaging (DUPLICATES=skip); near-duplicates by perceptual hash
 from __future__ import annotations
 
 import io
+import re
+import sys
 from pathlib import Path
 
+import pillow_heif
 import pytest
 from conftest import HOSTILE, PHOTOS
-from PIL import Image
+from PIL import Image, ImageDraw, ImageOps
 from test_processor import ProcessorEvents, deliver, record_for
 
+from infra import package
 from lambdas.image_processor import handler as processor_lambda
 from pipeline import duplicates, records, trash, visibility
 from pipeline.processing import ImageProcessor, ObjectCreated, Reason, Result
@@ -212,3 +216,86 @@ def test_without_near_duplicates_no_perceptual_hash_is_kept(gallery: Gallery) ->
 
     assert first.phash is None
     assert all(not item["pk"].startswith("PHASH#") for item in first.lookup_items())
+
+
+# -- the perceptual hash against imagehash, its reference -------------------------------------------------------
+
+CORPUS_PHOTOS = sorted(path for path in PHOTOS.iterdir() if path.suffix.lower() in {".jpg", ".heic", ".tiff"})
+
+
+def saved_again(image: Image.Image, file_format: str, quality: int) -> Image.Image:
+    out = io.BytesIO()
+    image.save(out, file_format, quality=quality)
+    return Image.open(io.BytesIO(out.getvalue()))
+
+
+def as_uploaded_again(image: Image.Image) -> dict[str, Image.Image]:
+    """The picture as the processor hashes it (its 320 px rung) and as other uploads of it would be decoded."""
+    width, height = image.size
+    return {
+        "full decode": image,
+        "320 px rung": image.resize((320, max(1, round(height * 320 / width))), Image.Resampling.LANCZOS),
+        "resized 50%": image.resize((width // 2, height // 2)),
+        "resized to 97 px, bilinear": image.resize((97, max(1, height * 97 // width)), Image.Resampling.BILINEAR),
+        "JPEG q40": saved_again(image, "JPEG", 40),
+        "WebP q75": saved_again(image, "WEBP", 75),
+    }
+
+
+@pytest.mark.parametrize("path", CORPUS_PHOTOS, ids=lambda path: path.name)
+def test_perceptual_hash_is_imagehash_phash_bit_for_bit_on_every_corpus_photo_and_its_copies(path: Path) -> None:
+    import imagehash  # a test dependency only: the reference the shipped pure-Python pHash is held to
+
+    pillow_heif.register_heif_opener()
+    with Image.open(path) as opened:
+        upright = ImageOps.exif_transpose(opened).convert("RGB")
+
+    hashes = {
+        kind: (duplicates.perceptual_hash(image), str(imagehash.phash(image)))
+        for kind, image in as_uploaded_again(upright).items()
+    }
+
+    assert {kind: ours for kind, (ours, _) in hashes.items()} == {kind: theirs for kind, (_, theirs) in hashes.items()}
+    assert all(len(ours) == duplicates.PHASH_HEX_DIGITS for ours, _ in hashes.values())
+
+
+def generated_pictures() -> dict[str, Image.Image]:
+    """Flat, ramped and mirror-symmetric pictures: many DCT coefficients are exactly zero, so a hash that rounds
+    them to noise (a plain cosine sum does) puts the median, and half the bits, elsewhere than imagehash."""
+    square = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(square).rectangle((16, 16, 47, 47), fill=255)
+    disc = Image.new("RGB", (90, 60), "navy")
+    ImageDraw.Draw(disc).ellipse((20, 5, 69, 54), fill="orange")
+    pictures = {f"flat {value}": Image.new("L", (40, 30), value) for value in (0, 1, 128, 255)}
+    pictures |= {
+        "flat colour": Image.new("RGB", (3, 500), "teal"),
+        "1x1": Image.new("RGB", (1, 1), "red"),
+        "ramp": Image.linear_gradient("L"),
+        "ramp turned": Image.linear_gradient("L").rotate(90),
+        "ramp turned 45": Image.linear_gradient("L").rotate(45),
+        "radial": Image.radial_gradient("L"),
+        "square": square,
+        "disc": disc,
+    }
+    pictures |= {f"radial in {mode}": Image.radial_gradient("L").convert(mode) for mode in ("RGBA", "P", "1", "I", "F")}
+    return pictures
+
+
+@pytest.mark.parametrize("name", list(generated_pictures()))
+def test_perceptual_hash_is_imagehash_phash_on_flat_and_symmetric_pictures(name: str) -> None:
+    import imagehash
+
+    picture = generated_pictures()[name]
+
+    assert duplicates.perceptual_hash(picture) == str(imagehash.phash(picture))
+
+
+def test_perceptual_hash_needs_neither_numpy_nor_scipy_and_the_processor_package_ships_neither(monkeypatch) -> None:
+    for module in ("numpy", "scipy", "scipy.fftpack", "imagehash", "pywt"):
+        monkeypatch.setitem(sys.modules, module, None)  # any import of them now raises ImportError
+    picture = Image.radial_gradient("L")
+
+    assert duplicates.perceptual_hash(picture) == "ee989837e69ac819"  # imagehash.phash's, checked above
+    (processor,) = [p for p in package.PACKAGES if p.name == "image-processor"]
+    shipped = {re.split(r"[=<>]", line)[0].lower() for line in package.requirement_lines(processor.without)}
+    assert shipped.isdisjoint({"imagehash", "numpy", "scipy", "pywavelets"})

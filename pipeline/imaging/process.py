@@ -133,7 +133,7 @@ def process_image(source: bytes, settings: ImagingSettings, *, cascade: bool = T
         blurhash=blurhash,
         dominant_color=dominant_color,
         notes=tuple(dict.fromkeys(notes)),
-        # NEAR_DUPLICATES: of the smallest rung, upright and sRGB (imagehash scales to 32x32 anyway: ~1 ms).
+        # NEAR_DUPLICATES: of the smallest rung, upright and sRGB (the hash scales to 32x32 anyway: ~1.5 ms).
         phash=duplicates.perceptual_hash(current) if settings.near_duplicates else None,
     )
     return ProcessedImage(facts=facts, renditions=tuple(renditions), plan=plan)
