@@ -3,10 +3,10 @@
 For every corpus photo this makes the copies a second upload of it would plausibly be (resized, recompressed as
 JPEG or WebP, slightly cropped, rotated with an EXIF orientation that puts it back upright), hashes originals and
 copies (pHash through the processor's own ``imaging.process_image`` with NEAR_DUPLICATES on, so the figures are
-the shipped code's; dHash and wHash by imagehash, for comparison, of the upright picture scaled to the smallest
-ladder rung's width, as the processor hashes it), and prints, per Hamming threshold, the false positives
-(pairs of different photos within it) and false negatives (copies not within it of their original) as a Markdown
-table for docs/duplicates.md.
+the shipped code's, ``duplicates.perceptual_hash``; dHash and wHash by imagehash, a dev requirement, for comparison,
+of the upright picture scaled to the smallest ladder rung's width, as the processor hashes it), and prints, per
+Hamming threshold, the false positives (pairs of different photos within it) and false negatives (copies not
+within it of their original) as a Markdown table for docs/duplicates.md.
 
 ``Landscape_0..8`` and ``Portrait_0..8`` are one picture each stored under the nine EXIF orientations: upright they
 are the same photo, so each series counts as one photo (its members are duplicates of each other, not false
