@@ -4,14 +4,15 @@ planned from the header, its frames decoded, coloured and resized one at a time 
 The still renditions of the first frame (the ladder and the tiles) are made as for any photo and serve as the
 poster. What is made is decided before a frame is decoded: the ladder rungs up to ``MAX_ANIMATED_WIDTH``, then the
 widest dropped first until ``frames x width x height`` of them all is within ``max_animation_pixels``; if not even
-the narrowest fits, the still alone, with a note that says why. imgproxy does the same on a budget of its own
-(``IMGPROXY_MAX_ANIMATION_FRAMES`` and a per-frame resolution limit); Wagtail's Willow hands animated GIFs to Wand
-(ImageMagick) because its Pillow plugin flattens them, which is what this module avoids, with Pillow alone.
+the narrowest fits, the still alone, with a note that says why. imgproxy budgets the same way
+(``IMGPROXY_MAX_ANIMATION_FRAMES``, and its source resolution limit sums the pixels of every frame); Wagtail's
+Willow hands animated GIFs to Wand (ImageMagick), its Pillow plugin flattening them: here Pillow does it all.
 
 Memory: each animated rung opens the upload afresh and walks its frames once; Pillow's WebP writer seeks through the
 frames of the images it appends, so ``_Frames`` makes each frame only when asked and lets it go after. A rung holds
 one decoded canvas and one resized frame besides what libwebp keeps (the previous canvas and the encoded frames),
-never every frame. Decoding again per rung costs little: GIF decoding is a fifth of the encode (docs/performance.md).
+never every frame. Decoding again per rung costs about a quarter of the animation's CPU on the measured pan
+(docs/performance.md), and keeps memory bounded by the frame size, whatever the frame count.
 """
 
 from __future__ import annotations
@@ -56,10 +57,6 @@ class AnimationPlan:
     frames: int
     rungs: tuple[Rung, ...]
     note: str
-
-    @property
-    def pixels(self) -> int:
-        return animated_pixels(self.frames, self.rungs)
 
 
 def animated_pixels(frames: int, rungs: tuple[Rung, ...]) -> int:
@@ -199,9 +196,6 @@ class _Frames:
         self._opened.load()
         self._current = self._make(self._opened)
         self.durations.append(_duration(self._fmt, self._opened.info.get("duration")))
-
-    def tell(self) -> int:
-        return self._opened.tell() - 1
 
     @property
     def mode(self) -> str:
