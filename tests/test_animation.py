@@ -282,6 +282,22 @@ def test_a_multi_image_heif_is_not_an_animation():
     assert "animated" not in {r.name for r in result.renditions}
 
 
+def test_an_apng_default_image_outside_the_animation_is_its_poster_not_a_frame():
+    default = Image.new("RGB", (200, 150), "white")  # what viewers without APNG show
+    frames = [Image.new("RGB", (200, 150), colour) for colour in ("red", "green", "blue")]
+    buffer = io.BytesIO()
+    default.save(buffer, "PNG", save_all=True, append_images=frames, default_image=True, duration=[50, 60, 70])
+
+    result = process_image(buffer.getvalue(), DEFAULTS)
+
+    (webp,) = [r for r in result.renditions if r.name == "animated"]
+    image, durations = frames_of(webp.data)
+    assert durations == [50, 60, 70]
+    assert image.convert("RGB").getpixel((100, 75))[0] > 200  # red first
+    poster = next(r for r in result.renditions if r.name == "optimized" and r.format == "jpeg")
+    assert Image.open(io.BytesIO(poster.data)).getpixel((100, 75)) == (255, 255, 255)
+
+
 @pytest.mark.parametrize("name", ["chi.gif", "iss634.webp", "iss634.apng", "star.avifs"])
 def test_the_corpus_animations_are_kept_within_the_budget(name):
     source = (HOSTILE / name).read_bytes()

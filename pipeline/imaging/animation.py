@@ -179,7 +179,9 @@ class _Frames:
     resized when sought, the one before it let go, and its duration appended to ``durations``."""
 
     def __init__(self, opened: Image.Image, make: Callable[[Image.Image], Image.Image], fmt: str) -> None:
-        self.n_frames = int(getattr(opened, "n_frames", 1)) - 1
+        # An APNG's default image may stand outside the animation (for viewers without APNG): it is then frame 0.
+        self._skipped = 1 if fmt == "PNG" and opened.info.get("default_image") else 0
+        self.n_frames = int(getattr(opened, "n_frames", 1)) - 1 - self._skipped
         self.durations: list[int] = []
         self._opened = opened
         self._make = make
@@ -192,7 +194,7 @@ class _Frames:
         return self._frame()
 
     def seek(self, index: int) -> None:
-        self._opened.seek(index + 1)
+        self._opened.seek(index + 1 + self._skipped)
         self._opened.load()
         self._current = self._make(self._opened)
         self.durations.append(_duration(self._fmt, self._opened.info.get("duration")))
