@@ -227,6 +227,28 @@ def test_with_animation_off_an_animated_upload_gives_its_first_frame_as_before(e
     assert record.notes == ("animated WEBP: first of 10 frames used",)
 
 
+def test_an_animation_with_an_exif_orientation_is_turned_upright_like_its_poster():
+    frames = []
+    for index in range(4):
+        frame = Image.new("RGB", (300, 200), "white")  # stored landscape, the red bar on the left
+        ImageDraw.Draw(frame).rectangle((0, 0, 40 + index * 10, 199), fill="red")
+        frames.append(frame)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view: the bar ends up on top
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], duration=50, exif=exif.tobytes())
+
+    result = process_image(buffer.getvalue(), DEFAULTS)
+
+    (webp,) = [r for r in result.renditions if r.name == "animated"]
+    poster = next(r for r in result.renditions if r.name == "optimized" and r.format == "jpeg")
+    image, _ = frames_of(webp.data)
+    assert image.size == (poster.width, poster.height) == (200, 300)
+    assert image.convert("RGB").getpixel((100, 10))[1] < 80  # red at the top, as in the poster
+    assert Image.open(io.BytesIO(poster.data)).getpixel((100, 10))[1] < 80
+    assert image.convert("RGB").getpixel((100, 290)) == (255, 255, 255)
+
+
 def test_max_frames_still_refuses_any_file_with_more_frames():
     with pytest.raises(TooLarge, match="image has 8 frames, the limit is 5"):
         process_image(moving_squares_gif(), dataclasses.replace(DEFAULTS, max_frames=5))
