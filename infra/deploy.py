@@ -267,6 +267,11 @@ def zappa_values(target: Target, outputs: Mapping[str, str]) -> dict[str, str]:
         # sets it), never API Gateway's, which therefore is not an allowed host.
         "SITE_URL": site_url,
         "ALLOWED_HOSTS": site_url.split("://", 1)[1],
+        # The photo library's settings Django reads, as the stack's parameters set them (a stack from before they
+        # existed has no such outputs: the defaults then, as its processor has).
+        "PUBLISH_REVIEW": outputs.get("PublishReview", "off"),
+        "REQUIRE_ALT_TEXT": outputs.get("RequireAltText", "off"),
+        "DUPLICATES": outputs.get("DuplicateUploads", "process"),
     }
 
 

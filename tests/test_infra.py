@@ -703,6 +703,20 @@ def test_django_gets_the_stacks_distribution_id_so_hide_and_delete_can_invalidat
     assert properties("ProcessorFunction")["Environment"]["Variables"]["CDN_DISTRIBUTION_ID"] == {"Ref": "Distribution"}
 
 
+def test_django_gets_the_stacks_photo_library_settings():
+    outputs = {**FAKE_OUTPUTS, "PublishReview": "required", "RequireAltText": "on", "DuplicateUploads": "skip"}
+    values = deploy.zappa_values(deploy.Target(stage="dev", region=REGION, account=ACCOUNT), outputs)
+    environment = deploy.render(ZAPPA_SETTINGS, values)["dev"]["aws_environment_variables"]
+    settings = Settings.from_env(environment)
+    assert (settings.publish_review, settings.require_alt_text, settings.duplicates) == ("required", True, "skip")
+    for output, parameter in (("PublishReview", "PublishReview"), ("RequireAltText", "RequireAltText")):
+        assert TEMPLATE["Outputs"][output]["Value"] == {"Ref": parameter}
+    # The processor reads the same switch from the same parameter.
+    assert properties("ProcessorFunction")["Environment"]["Variables"]["DUPLICATES"] == {"Ref": "DuplicateUploads"}
+    # Before a stack has these outputs, Django runs with the defaults.
+    assert Settings.from_env(rendered_zappa_settings()["dev"]["aws_environment_variables"]).publish_review == "off"
+
+
 def test_zappa_settings_name_a_placeholder_deploy_does_not_know_is_an_error():
     with pytest.raises(deploy.DeployError, match="NOT_A_VALUE"):
         deploy.render({"dev": {"x": "${NOT_A_VALUE}"}}, {})
