@@ -84,10 +84,22 @@ class RenditionRow:
     url: str | None
 
 
+# Staff see images the CDN does not serve (waiting for review, hidden, in the trash) through presigned GETs this
+# short-lived: the admin's pages are private and never cached, so a reload signs anew.
+STAFF_THUMB_EXPIRY_SECONDS: Final = 900
+
+
 def _thumbnail_url(record: ImageRecord, *, shown_at: int = 80) -> str | None:
-    """The narrowest tile that fills ``shown_at`` CSS px on a 2x screen (the list's 80 px, the change form's 320)."""
+    """The narrowest tile that fills ``shown_at`` CSS px on a 2x screen (the list's 80 px, the change form's 320):
+    its CDN URL, or for a file under hidden/ (review, hidden, trash) a presigned GET, since staff must see what they
+    approve, reject or restore."""
     rendition = record.rendition("thumb", "jpeg", at_least=2 * shown_at)
-    return api.rendition_url(rendition, services.pipeline_settings()) if rendition else None
+    if rendition is None:
+        return None
+    url = api.rendition_url(rendition, services.pipeline_settings())
+    if url is None:
+        url = services.object_store().presigned_get(rendition.key, expires_in=STAFF_THUMB_EXPIRY_SECONDS)
+    return url
 
 
 def _cdn_note() -> str:

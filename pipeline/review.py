@@ -92,7 +92,11 @@ def reject(record: ImageRecord, *, by: str, reason: str, at: str | None = None) 
 
 
 def describe(record: ImageRecord) -> str | None:
-    """The review state as people read it ("pending review", "needs alt text", "rejected: <reason>"), or None."""
+    """The review state as people read it ("pending review", "needs alt text", "rejected: <reason>"), or None.
+
+    None for a failed image too: there is nothing to review until it is processed."""
+    if record.status is Status.FAILED:
+        return None
     if record.review is Review.PENDING:
         return "pending review"
     if record.review is Review.NEEDS_ALT_TEXT:

@@ -350,6 +350,12 @@ def test_hiding_in_the_admin_moves_every_file_off_public_and_says_so(root_client
     page = root_client.get(change_url(record.id)).content.decode()
     assert "hidden: not on the CDN" in page
     assert 'href="None"' not in page
+    # Staff still see the picture, through a presigned GET of its file under hidden/ (the CDN serves none).
+    shown = re.search(r'<img src="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert "X-Amz-Signature=" in shown
+    shown_key = shown.split("?")[0].split(f"/{site_aws.settings.bucket}/", 1)[-1].split(".amazonaws.com/", 1)[-1]
+    assert shown_key in {r.key for r in saved.renditions if r.name == "thumb"}
+    assert shown_key.startswith("hidden/thumbs/")
     assert f"<code>{saved.renditions[0].key}</code>" in page
 
 
