@@ -195,6 +195,35 @@ def test_animated_webp_becomes_an_animated_webp_without_metadata_and_a_still_pos
     assert _mean_difference(still.convert("RGB"), first) < 6
 
 
+def test_a_moving_object_leaves_no_ghost_where_it_was():
+    """A ball crossing a flat background: every frame of the animated WebP shows the background where the ball was
+    before (lossy frames blended over the last canvas left faint trails there: the reason for allow_mixed)."""
+    background, frames = (240, 240, 250), []
+    for index in range(12):
+        frame = Image.new("RGB", (320, 200), background)
+        ImageDraw.Draw(frame).ellipse((10 + index * 22, 70, 60 + index * 22, 120), fill=(220, 40, 40))
+        frames.append(frame)
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0)
+
+    (encoded,) = [r for r in process_image(buffer.getvalue(), ImagingSettings()).renditions if r.name == "animated"]
+
+    image, _ = frames_of(encoded.data)
+    assert image.n_frames == 12
+    for index, source in enumerate(frames):
+        image.seek(index)
+        shown = image.convert("RGB")
+        # Outside the ball's own box (a margin for resampling), the frame is the background: no trail of any frame.
+        ball = (10 + index * 22 - 4, 66, 64 + index * 22, 124)
+        mask = Image.new("L", shown.size, 255)
+        ImageDraw.Draw(mask).rectangle(ball, fill=0)
+        plain = Image.new("RGB", shown.size, background)
+        off_ball = Image.composite(shown, plain, mask)
+        worst = max(high for _, high in ImageChops.difference(off_ball, plain).getextrema())
+        assert worst <= 8, f"frame {index}: a trail {worst} levels off the background"
+        assert _mean_difference(shown, source) < 2
+
+
 def test_the_total_pixel_budget_drops_the_widest_animated_rungs_first():
     frames = len(GIF_DURATIONS)
     budget = frames * (480 * 320 + 320 * 213)
@@ -465,6 +494,7 @@ def test_bench_reports_cpu_and_bytes_of_every_animation(tmp_path):
         "iss634.webp",
         "iss634.apng",
         "star.avifs",
+        "made-ball.gif",
         "made-pan-960.gif",
         "made-pan-960.webp",
     }

@@ -98,8 +98,9 @@ def submit_animation(
     ``to_srgb`` is the still path's colour step for RGB and for RGBA pixels (``colour.srgb_conversion``) and
     ``transpose`` its EXIF turn, so the animation and its poster show the same colours the same way up.
     """
+    options = encoder_options(animated_pixels(animation.frames, animation.rungs))
     return [
-        POOL.submit(_encode_rung, source, animation.format, rung, plan, to_srgb, transpose, settings)
+        POOL.submit(_encode_rung, source, animation.format, rung, plan, to_srgb, transpose, settings, options)
         for rung in animation.rungs
     ]
 
@@ -128,6 +129,7 @@ def _encode_rung(
     to_srgb: dict[str, Finish],
     transpose: Image.Transpose | None,
     settings: ImagingSettings,
+    options: dict[str, object],
 ) -> EncodedRendition:
     stored_size = plan.as_stored(rung.size)
 
@@ -153,7 +155,7 @@ def _encode_rung(
                 loop=_webp_loop(fmt, opened.info.get("loop")),
                 quality=settings.webp_quality,
                 method=settings.webp_method,
-                **ENCODER_OPTIONS,
+                **options,
             )
     except MemoryError:
         raise
@@ -166,11 +168,21 @@ def _encode_rung(
     )
 
 
-# Measured on the corpus's animations and a generated pan (docs/performance.md, "Animations"): lossy at the stills'
-# WebP quality and effort. minimize_size (libwebp tries each frame's sub-rectangle and disposal both ways, and puts
-# no key frames in) saves 15-45 % on the corpus's cartoon-like animations for 7-20 % more CPU; allow_mixed saves
-# 0-12 %; lossless is 7x larger on a resized photo-like pan.
-ENCODER_OPTIONS: Final[dict[str, object]] = {"minimize_size": True}
+# Measured on the corpus's animations, a generated pan and a moving ball (docs/performance.md, "Animations"), at the
+# stills' WebP quality and effort. allow_mixed (each frame lossy or lossless, whichever is smaller) always: lossy
+# frames blended over the last canvas leave ghosts of a moving object on a flat background, which allow_mixed
+# encodes losslessly, exact and smaller, at lossy's CPU. minimize_size (libwebp tries each frame's sub-rectangle and
+# disposal both ways, no key frames) on top saves another 25-40 % on the corpus's cartoon-like animations, but with
+# allow_mixed it tries lossless on every frame of a photo-like one too, for 4x the CPU and no byte saved (the pan):
+# so only while the animation is small enough for that not to matter.
+ENCODER_OPTIONS: Final[dict[str, object]] = {"allow_mixed": True}
+MINIMIZE_SIZE_MAX_PIXELS: Final = 8_000_000  # frames x width x height of all animated rungs: at most ~5 CPU s
+
+
+def encoder_options(pixels: int) -> dict[str, object]:
+    """libwebp's options for an animation of ``pixels`` (``animated_pixels``): ENCODER_OPTIONS, with minimize_size
+    while it is cheap (an entry in ENCODER_OPTIONS wins, for the bench's comparisons)."""
+    return {"minimize_size": pixels <= MINIMIZE_SIZE_MAX_PIXELS, **ENCODER_OPTIONS}
 
 
 class _Frames:
