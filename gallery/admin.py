@@ -102,6 +102,18 @@ def _thumbnail_url(record: ImageRecord, *, shown_at: int = 80) -> str | None:
     return url
 
 
+def _with_thumbnails(ids: list[str]) -> list[tuple[ImageRecord, str | None]]:
+    """The images a confirmation page names, each with its thumbnail; ids that no longer exist are left out."""
+    found = []
+    for image_id in ids:
+        try:
+            record = services.get_record(image_id)
+        except services.ImageNotFound:
+            continue
+        found.append((record, _thumbnail_url(record)))
+    return found
+
+
 def _cdn_note() -> str:
     if services.pipeline_settings().cdn_distribution_id:
         return "CloudFront was told to forget its copies (that takes about a minute)."
@@ -325,13 +337,7 @@ class ImageAdmin(admin.ModelAdmin):
         if not (self.has_purge_permission(request) if permanent else self.has_delete_permission(request)):
             raise PermissionDenied
         if request.POST.get("post") != "yes":
-            found = []
-            for image_id in ids:
-                try:
-                    record = services.get_record(image_id)
-                except services.ImageNotFound:
-                    continue
-                found.append((record, _thumbnail_url(record)))
+            found = _with_thumbnails(ids)
             return self._confirm_delete(request, found, ids=ids, permanent=permanent, next_url=back)
         for image_id in ids:
             if permanent:
@@ -398,13 +404,7 @@ class ImageAdmin(admin.ModelAdmin):
         """Asks for the reason first (a page like the delete confirmation), then rejects each image with it."""
         form = RejectionForm(request.POST if request.POST.get("post") == "yes" else None)
         if not form.is_valid():
-            found = []
-            for image_id in ids:
-                try:
-                    record = services.get_record(image_id)
-                except services.ImageNotFound:
-                    continue
-                found.append((record, _thumbnail_url(record)))
+            found = _with_thumbnails(ids)
             single = len(ids) == 1 and request.POST.get("single") == "yes"
             context = {
                 "title": "Reject this image?" if single else "Reject these images?",
