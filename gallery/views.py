@@ -246,7 +246,10 @@ def upload_done(request: HttpRequest) -> HttpResponse:
             return JsonResponse({"error": str(missing)}, status=404)
         raise Http404(str(missing)) from None
     quotas.confirm(request.user, record.id, record.raw_key)
-    pending.remember(request, record.id)
+    if record.published:
+        # The gallery shows it as a "processing" tile until it is listed. One that waits for review (or for its
+        # alt text) will not be listed when it is ready: My uploads follows it instead.
+        pending.remember(request, record.id)
     if wants_json:
         return JsonResponse({"id": record.id, "status": record.status.value})
     return render(request, "gallery/upload_done.html", {"record": record})

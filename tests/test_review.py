@@ -126,6 +126,33 @@ def test_an_upload_by_someone_without_the_right_to_publish_ends_ready_but_pendin
 
 
 @pytest.mark.parametrize("settings_env", [REVIEW_REQUIRED])
+def test_the_uploaders_gallery_shows_no_processing_tile_for_an_upload_that_will_wait_for_review(client, user, site_aws):
+    """The gallery's "processing" tiles poll the public document until the image is listed: one held for review
+    never would be, so the tile would spin for a day. My uploads follows it instead."""
+    client.force_login(user("alice"))
+    ticket = ask_policy(client, name="canon.jpg", size=PHOTO.stat().st_size, type="image/jpeg").json()
+    site_aws.s3.put_object(Bucket=site_aws.settings.bucket, Key=ticket["key"], Body=PHOTO.read_bytes())
+
+    done = client.get(ticket["done_url"], headers={"Accept": "application/json"})
+
+    assert done.status_code == 200
+    assert "tile--processing" not in client.get("/").content.decode()
+    assert ticket["id"] in client.get("/my/").content.decode()
+
+
+def test_the_uploaders_gallery_shows_a_processing_tile_while_an_upload_that_will_publish_is_processed(
+    client, user, site_aws
+):
+    client.force_login(user("alice"))
+    ticket = ask_policy(client, name="canon.jpg", size=PHOTO.stat().st_size, type="image/jpeg").json()
+    site_aws.s3.put_object(Bucket=site_aws.settings.bucket, Key=ticket["key"], Body=PHOTO.read_bytes())
+
+    client.get(ticket["done_url"], headers={"Accept": "application/json"})
+
+    assert "tile--processing" in client.get("/").content.decode()
+
+
+@pytest.mark.parametrize("settings_env", [REVIEW_REQUIRED])
 def test_staff_approval_lists_the_upload_and_moves_its_files_to_public(client, user, events, site_aws):
     record = upload(client, user("alice"), events)
     client.force_login(user("reviewer", "view_image", "change_image", "publish_image", is_staff=True))
