@@ -84,22 +84,12 @@ class RenditionRow:
     url: str | None
 
 
-# Staff see images the CDN does not serve (waiting for review, hidden, in the trash) through presigned GETs this
-# short-lived: the admin's pages are private and never cached, so a reload signs anew.
-STAFF_THUMB_EXPIRY_SECONDS: Final = 900
-
-
 def _thumbnail_url(record: ImageRecord, *, shown_at: int = 80) -> str | None:
     """The narrowest tile that fills ``shown_at`` CSS px on a 2x screen (the list's 80 px, the change form's 320):
-    its CDN URL, or for a file under hidden/ (review, hidden, trash) a presigned GET, since staff must see what they
-    approve, reject or restore."""
+    staff see it through a presigned GET when it is off the CDN, since they must see what they approve, reject or
+    restore."""
     rendition = record.rendition("thumb", "jpeg", at_least=2 * shown_at)
-    if rendition is None:
-        return None
-    url = api.rendition_url(rendition, services.pipeline_settings())
-    if url is None:
-        url = services.object_store().presigned_get(rendition.key, expires_in=STAFF_THUMB_EXPIRY_SECONDS)
-    return url
+    return services.private_rendition_url(rendition) if rendition else None
 
 
 def _with_thumbnails(ids: list[str]) -> list[tuple[ImageRecord, str | None]]:
@@ -198,7 +188,7 @@ def _rows(found: list[ImageRecord]) -> list[Row]:
 
 def _stand_in(record: ImageRecord) -> Image:
     """The unsaved model instance the admin log needs to name the image."""
-    return Image(id=record.id, title=record.title or record.file_name)
+    return Image(id=record.id, title=record.name)
 
 
 @admin.register(Image)
@@ -618,7 +608,7 @@ class ImageAdmin(admin.ModelAdmin):
                 field.disabled = True
         settings = services.pipeline_settings()
         context = {
-            "title": f"Image “{record.title or record.file_name}”",
+            "title": f"Image “{record.name}”",
             "record": record,
             "form": form,
             "thumbnail_url": _thumbnail_url(record, shown_at=320),

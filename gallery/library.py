@@ -112,7 +112,7 @@ def retry(request: HttpRequest, image_id: str) -> HttpResponse:
     except services.RetryRefused as refused:
         messages.error(request, str(refused))
     else:
-        messages.success(request, f"Processing “{record.title or record.file_name}” again.")
+        messages.success(request, f"Processing “{record.name}” again.")
     return redirect("gallery:my")
 
 

@@ -20,7 +20,8 @@ ADMIN_PAGE_SIZE: Final = 50
 # A search reads the index this many items at a time, at most this many times per page (at most 500 items).
 ADMIN_SEARCH_READ_SIZE: Final = 100
 ADMIN_SEARCH_MAX_READS: Final = 5
-ADMIN_CURSOR_MAX_AGE: Final = 24 * 3600
+# Page links (the admin's, My uploads') are bookmarks for the next page, valid a day.
+CURSOR_MAX_AGE: Final = 24 * 3600
 _ADMIN_CURSOR_SALT: Final = "gallery.admin.cursor"
 # The two ways a page draws an image: a gallery tile (4:3 crops) or the detail page (the uncropped ladder).
 TILE: Final = "tile"
@@ -194,7 +195,7 @@ def admin_page(
     else:
         index, partition = records.ENTITY_INDEX, records.ENTITY_IMAGE
     scope = f"{index}:{partition}:{search}" + (f":{narrow}" if narrowed else "")
-    start_key = _decode_admin_cursor(cursor, scope) if cursor else None
+    start_key = _read_cursor(cursor, scope, _ADMIN_CURSOR_SALT, "another filter or search") if cursor else None
     store = services.image_store()
     expressions: list[str] = []
     values: dict[str, str] = {}
@@ -217,28 +218,29 @@ def admin_page(
         )
     else:
         page = store.query_page(index, partition, limit=limit or ADMIN_PAGE_SIZE, start_key=start_key)
-    next_cursor = signing.dumps({"k": page.last_key, "s": scope}, salt=_ADMIN_CURSOR_SALT) if page.last_key else None
-    return AdminPage(page.records, next_cursor)
+    return AdminPage(page.records, _sign_cursor(page.last_key, scope, _ADMIN_CURSOR_SALT))
 
 
-def _decode_admin_cursor(cursor: str, scope: str) -> dict[str, Any]:
+def _sign_cursor(last_key: dict[str, Any] | None, scope: str, salt: str) -> str | None:
+    """A page link's cursor: DynamoDB's position, signed with what it is a position in (None on the last page)."""
+    return signing.dumps({"k": last_key, "s": scope}, salt=salt) if last_key else None
+
+
+def _read_cursor(cursor: str, scope: str, salt: str, elsewhere: str) -> dict[str, Any]:
+    """The position in ``cursor``; BadCursor if it was altered, is older than a day, or belongs ``elsewhere``."""
     try:
-        payload = signing.loads(cursor, salt=_ADMIN_CURSOR_SALT, max_age=ADMIN_CURSOR_MAX_AGE)
+        payload = signing.loads(cursor, salt=salt, max_age=CURSOR_MAX_AGE)
     except signing.BadSignature:
         raise BadCursor("This page link is broken or has expired; start again from the first page.") from None
     if payload.get("s") != scope or not isinstance(payload.get("k"), dict):
-        raise BadCursor("This page link belongs to another filter or search; start again from the first page.")
+        raise BadCursor(f"This page link belongs to {elsewhere}; start again from the first page.")
     return payload["k"]
 
 
 # -- an uploader's own images (/my/) ---------------------------------------------------------------------------
 
 OWNER_PAGE_SIZE: Final = 24
-OWNER_CURSOR_MAX_AGE: Final = 24 * 3600
 _OWNER_CURSOR_SALT: Final = "gallery.my.cursor"
-# Unpublished and hidden renditions sit under hidden/, which the CDN does not serve: their owner sees them
-# through presigned GETs this short-lived (the page itself is private, no-store, so a reload signs anew).
-OWN_THUMB_EXPIRY_SECONDS: Final = 900
 # The CSS box of a thumbnail on /my/ (site.css, .mine__thumb): the presigned tile is the narrowest at least
 # twice as wide, for 2x screens.
 OWN_THUMB_PX: Final = 120
@@ -273,7 +275,7 @@ class OwnUpload:
 
     @property
     def name(self) -> str:
-        return self.record.title or self.record.file_name
+        return self.record.name
 
 
 @dataclass(frozen=True)
@@ -309,7 +311,8 @@ def owner_page(owner: str, *, cursor: str | None, limit: int | None = None) -> O
     """One page of ``owner``'s images, newest first: one Query on ByOwner (every status but the trash), plus one
     BatchGetItem for the originals of the page's duplicates, if it has any. BadCursor for a cursor that is not
     this owner's."""
-    start_key = _decode_owner_cursor(cursor, owner) if cursor else None
+    scope = f"owner:{owner}"
+    start_key = _read_cursor(cursor, scope, _OWNER_CURSOR_SALT, "someone else's list") if cursor else None
     store = services.image_store()
     page = store.query_page(
         records.OWNER_INDEX, records.owner_pk(owner), limit=limit or OWNER_PAGE_SIZE, start_key=start_key
@@ -317,15 +320,15 @@ def owner_page(owner: str, *, cursor: str | None, limit: int | None = None) -> O
     originals = store.get_many(
         original for record in page.records for original in (record.duplicate_of, record.near_duplicate_of) if original
     )
-    next_cursor = signing.dumps({"k": page.last_key, "o": owner}, salt=_OWNER_CURSOR_SALT) if page.last_key else None
-    return OwnerPage([_own_upload(record, originals) for record in page.records], next_cursor)
+    uploads = [_own_upload(record, originals) for record in page.records]
+    return OwnerPage(uploads, _sign_cursor(page.last_key, scope, _OWNER_CURSOR_SALT))
 
 
 def own_upload(image_id: str, owner: str) -> OwnUpload:
     """One of ``owner``'s images (ImageNotFound for anyone else's, or one in the trash): one GetItem, and one
     more for the original when it is a duplicate."""
-    record = services.get_record(image_id)
-    if record.owner != owner or record.in_trash:
+    record = services.own_record(image_id, owner)
+    if record.in_trash:
         raise services.ImageNotFound(f"You have no image with id {image_id!r}.")
     wanted = [original for original in (record.duplicate_of, record.near_duplicate_of) if original]
     return _own_upload(record, services.image_store().get_many(wanted) if wanted else {})
@@ -345,7 +348,7 @@ def _original(record: ImageRecord | None) -> Original | None:
     """Only an original that still exists and is listed is worth a link (anything else would be a 404)."""
     if record is None or not record.listed:
         return None
-    return Original(record.id, record.title or record.file_name, reverse("gallery:detail", args=[record.id]))
+    return Original(record.id, record.name, reverse("gallery:detail", args=[record.id]))
 
 
 def _own_picture(record: ImageRecord) -> Picture | None:
@@ -359,23 +362,12 @@ def _own_picture(record: ImageRecord) -> Picture | None:
     tile = record.rendition("thumb", "jpeg", at_least=2 * OWN_THUMB_PX)
     if tile is None:
         return None
-    url = services.object_store().presigned_get(tile.key, expires_in=OWN_THUMB_EXPIRY_SECONDS)
     return dataclasses.replace(
         picture,
-        src=url,
+        src=services.private_rendition_url(tile),
         width=tile.width,
         height=tile.height,
         srcset_avif="",
         srcset_webp="",
         srcset_jpeg="",
     )
-
-
-def _decode_owner_cursor(cursor: str, owner: str) -> dict[str, Any]:
-    try:
-        payload = signing.loads(cursor, salt=_OWNER_CURSOR_SALT, max_age=OWNER_CURSOR_MAX_AGE)
-    except signing.BadSignature:
-        raise BadCursor("This page link is broken or has expired; start again from the first page.") from None
-    if payload.get("o") != owner or not isinstance(payload.get("k"), dict):
-        raise BadCursor("This page link belongs to someone else's list; start again from the first page.")
-    return payload["k"]

@@ -17,9 +17,9 @@ from typing import Any, Final
 
 from django.conf import settings
 
-from pipeline import keys, records, review, trash, visibility
+from pipeline import api, keys, records, review, trash, visibility
 from pipeline.config import Settings
-from pipeline.records import ImageRecord, InTrash, Status
+from pipeline.records import ImageRecord, InTrash, Rendition, Status
 from pipeline.reprocess import Summary, Throttle, touch_all
 from pipeline.review import AltTextRequired as AltTextRequired
 from pipeline.review import ReviewRefused as ReviewRefused
@@ -284,7 +284,7 @@ def _save_metadata(
         if current is None or (owner is not None and current.owner != owner):
             return None
         if current.in_trash:
-            name = current.title or current.file_name
+            name = current.name
             raise InTrash(f"“{name}” is in the trash: restore it before you edit, hide or show it.")
         before = current
         edited = current.replace(
@@ -299,20 +299,16 @@ def _save_metadata(
     saved = image_store().update(_known_id(image_id), edit)
     if saved is None or before is None:
         raise _not_found(image_id)
-    misplaced = any(keys.is_hidden_key(r.key) != saved.files_hidden for r in saved.renditions)
-    if before.files_hidden != saved.files_hidden or saved.hidden or misplaced:
+    if before.files_hidden != saved.files_hidden or saved.hidden or _misplaced(saved):
         # Ask the CDN to forget the image when it leaves it, and on every save of a hidden image (that finishes a
         # hide that failed halfway); an image that was never public (pending review) has nothing there to forget.
-        invalidate = saved.hidden or (saved.files_hidden and not before.files_hidden)
-        try:
-            settled = visibility.settle(image_store(), object_store(), cdn(), saved.id, invalidate=invalidate)
-        except Exception as error:  # StoreError, and botocore's ClientError/connection errors the stores pass on
-            where = "out of the gallery and the API" if saved.files_hidden else "listed again"
-            raise VisibilityFailed(
-                f"Saved: the image is {where}, but its files were not all moved to "
-                f"{keys.HIDDEN_PREFIX if saved.files_hidden else keys.PUBLIC_PREFIX} ({error}). Save again to finish."
-            ) from error
-        saved = settled or saved
+        where = "out of the gallery and the API" if saved.files_hidden else "listed again"
+        saved = _settle(
+            saved,
+            invalidate=saved.hidden or (saved.files_hidden and not before.files_hidden),
+            done=f"Saved: the image is {where}",
+            again="Save again to finish.",
+        )
     elif saved.published:
         # The page and the document show the new title, alt text and tags at once, not when the CDN's copy ages
         # out (listing pages do: max-age). Best effort: the edit is saved, a stale copy lasts two minutes at most.
@@ -389,17 +385,30 @@ def _review(image_id: str, decide: Mutation, *, invalidate: bool) -> Reviewed:
 
 
 def _settle_reviewed(record: ImageRecord, *, was_public: bool, invalidate: bool) -> ImageRecord:
-    misplaced = any(keys.is_hidden_key(r.key) != record.files_hidden for r in record.renditions)
-    if not misplaced and not (was_public and record.files_hidden):
+    if not _misplaced(record) and not (was_public and record.files_hidden):
         return record
+    return _settle(
+        record,
+        invalidate=invalidate and was_public,
+        done=f"The review of “{record.name}” was saved",
+        again="Do it again to finish.",
+    )
+
+
+def _misplaced(record: ImageRecord) -> bool:
+    """Whether a rendition sits on the other side of public/ and hidden/ than the record says it should."""
+    return any(keys.is_hidden_key(r.key) != record.files_hidden for r in record.renditions)
+
+
+def _settle(record: ImageRecord, *, invalidate: bool, done: str, again: str) -> ImageRecord:
+    """Put the files where the saved ``record`` says (pipeline.visibility); VisibilityFailed, saying what was
+    ``done`` and to do it ``again``, if they could not all be moved."""
     try:
-        settled = visibility.settle(
-            image_store(), object_store(), cdn(), record.id, invalidate=invalidate and was_public
-        )
+        settled = visibility.settle(image_store(), object_store(), cdn(), record.id, invalidate=invalidate)
     except Exception as error:  # StoreError, and botocore's ClientError/connection errors the stores pass on
         raise VisibilityFailed(
-            f"The review of “{record.title or record.file_name}” was saved, but its files were not all moved to "
-            f"{keys.HIDDEN_PREFIX if record.files_hidden else keys.PUBLIC_PREFIX} ({error}). Do it again to finish."
+            f"{done}, but its files were not all moved to "
+            f"{keys.HIDDEN_PREFIX if record.files_hidden else keys.PUBLIC_PREFIX} ({error}). {again}"
         ) from error
     return settled or record
 
@@ -429,11 +438,9 @@ def retry_own(image_id: str, owner: str) -> ImageRecord:
     ImageNotFound if it is not theirs or its original is gone."""
     record = own_record(image_id, owner)
     if record.in_trash:
-        raise InTrash(f"“{record.title or record.file_name}” is in the trash: restore it first, then retry it.")
+        raise InTrash(f"“{record.name}” is in the trash: restore it first, then retry it.")
     if record.status is not Status.FAILED:
-        raise RetryRefused(
-            f"“{record.title or record.file_name}” is {record.status.value}: only a failed image can be retried."
-        )
+        raise RetryRefused(f"“{record.name}” is {record.status.value}: only a failed image can be retried.")
     return reprocess(image_id)
 
 
@@ -528,6 +535,18 @@ def reprocess(image_id: str) -> ImageRecord:
 def reprocess_records(found: Iterable[ImageRecord], *, rate: float) -> Summary:
     """Touch the originals of these images, at most ``rate`` a second (the admin's "every image matching")."""
     return touch_all(object_store(), found, throttle=Throttle(rate))
+
+
+# Renditions the CDN does not serve (under hidden/: waiting for review, hidden, in the trash) are shown to the people
+# who may see them (their uploader on /my/, staff in the admin) through presigned GETs this short-lived. Only
+# private pages use them (never cached), so a reload signs anew.
+PRIVATE_RENDITION_EXPIRY_SECONDS: Final = 900
+
+
+def private_rendition_url(rendition: Rendition) -> str:
+    """The rendition's CDN URL, or for one under hidden/ a presigned GET: for private pages only."""
+    public = api.rendition_url(rendition, pipeline_settings())
+    return public or object_store().presigned_get(rendition.key, expires_in=PRIVATE_RENDITION_EXPIRY_SECONDS)
 
 
 def megabytes(size: int) -> str:

@@ -6,8 +6,8 @@ eventually consistent partition and may name an image that has just left ``ready
 (consistent) before it counts. Why and how near is near: docs/duplicates.md.
 
 A flag (``duplicate_of``, ``near_duplicate_of``) is a fact about the upload at the time it was processed: the
-image it names may be deleted or trashed later. Readers use ``flag_target`` and show a link only while it is
-still there.
+image it names may be deleted or trashed later. Readers read the images a page's flags name (one BatchGetItem,
+``ImageStore.get_many``) and show a link only while the image is there and listed.
 """
 
 from __future__ import annotations
@@ -98,11 +98,6 @@ def hamming(left: str, right: str) -> int:
     return (int(left, 16) ^ int(right, 16)).bit_count()
 
 
-def label(record: ImageRecord) -> str:
-    """How people know an image: its title, else the uploaded file's name."""
-    return record.title or record.file_name or record.id
-
-
 def exact_duplicate(images: ImageStore, image_id: str, sha256: str, *, before: str | None) -> Match | None:
     """The earliest-created other image with the same bytes that is ``ready`` (so not in the trash), if any.
 
@@ -112,7 +107,7 @@ def exact_duplicate(images: ImageStore, image_id: str, sha256: str, *, before: s
     for item in sorted(candidates, key=lambda item: item["created_sk"]):
         record = _still_ready(images, item["image_id"])
         if record is not None and record.sha256 == sha256:
-            return Match(record.id, label(record))
+            return Match(record.id, record.name)
     return None
 
 
@@ -133,17 +128,8 @@ def near_duplicate(
     for candidate in sorted(found, key=lambda candidate_id: found[candidate_id]):
         record = _still_ready(images, candidate)
         if record is not None and record.phash and hamming(phash, record.phash) <= max_bits:
-            return Match(record.id, label(record), distance=hamming(phash, record.phash))
+            return Match(record.id, record.name, distance=hamming(phash, record.phash))
     return None
-
-
-def flag_target(images: ImageStore, target_id: str | None) -> ImageRecord | None:
-    """The image a ``duplicate_of``/``near_duplicate_of`` flag names, while it still exists outside the trash;
-    None once it is gone (pages then show no link: the flag stays as history)."""
-    if not target_id:
-        return None
-    record = images.get(target_id)
-    return None if record is None or record.in_trash else record
 
 
 def _earlier(item: dict[str, str], image_id: str, before: str | None) -> bool:

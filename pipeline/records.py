@@ -238,6 +238,11 @@ class ImageRecord:
         return dataclasses.replace(self, **changes)
 
     @property
+    def name(self) -> str:
+        """How people know the image: its title, else the uploaded file's name."""
+        return self.title or self.file_name
+
+    @property
     def published(self) -> bool:
         """No review outstanding (the publish gate let it through, or there is none)."""
         return self.review is None

@@ -66,7 +66,7 @@ def approve(record: ImageRecord, *, by: str, require_alt_text: bool, at: str | N
     see), or REQUIRE_ALT_TEXT is on and it has no alt text. InTrash for an image in the trash."""
     _reviewable(record, "approve")
     if require_alt_text and not record.alt_text:
-        raise ReviewRefused(f"“{_name(record)}” has no alt text: add alt text first, then approve it.")
+        raise ReviewRefused(f"“{record.name}” has no alt text: add alt text first, then approve it.")
     return record.replace(
         review=None,
         review_reason=None,
@@ -108,13 +108,9 @@ def describe(record: ImageRecord) -> str | None:
 
 def _reviewable(record: ImageRecord, verb: str) -> None:
     if record.in_trash:
-        raise InTrash(f"“{_name(record)}” is in the trash: restore it first, then {verb} it.")
+        raise InTrash(f"“{record.name}” is in the trash: restore it first, then {verb} it.")
     if record.status is not Status.READY:
         raise ReviewRefused(
-            f"“{_name(record)}” is {record.status.value}: only a ready image can be reviewed, once its renditions "
+            f"“{record.name}” is {record.status.value}: only a ready image can be reviewed, once its renditions "
             "show what it is."
         )
-
-
-def _name(record: ImageRecord) -> str:
-    return record.title or record.file_name

@@ -169,16 +169,17 @@ def test_a_failed_original_is_not_a_duplicate_target(gallery: Gallery) -> None:
     assert gallery.images.lookup(records.sha256_pk(first.sha256)) == []
 
 
-def test_a_flag_whose_target_went_to_the_trash_names_nothing(gallery: Gallery) -> None:
+def test_a_flag_stays_as_history_when_its_target_goes_to_the_trash(gallery: Gallery) -> None:
+    """The pages show its link only while the target is listed (tests/test_my_uploads.py, tests/test_review.py)."""
     first = gallery.upload("raw/first.jpg", PHOTO)
     second = gallery.upload("raw/second.jpg", PHOTO)
-    images = gallery.images
-    assert duplicates.flag_target(images, second.duplicate_of).id == first.id
+    assert second.duplicate_of == first.id
 
     gallery.trash(first)
 
-    assert gallery.record("raw/second.jpg").duplicate_of == first.id  # the flag stays, as history
-    assert duplicates.flag_target(images, second.duplicate_of) is None
+    assert gallery.record("raw/second.jpg").duplicate_of == first.id
+    # A trashed image is no duplicate target: its lookup item went with the write that trashed it.
+    assert [item["image_id"] for item in gallery.images.lookup(records.sha256_pk(first.sha256))] == [second.id]
 
 
 # -- near duplicates -------------------------------------------------------------------------------------------

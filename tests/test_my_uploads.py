@@ -389,3 +389,35 @@ def test_a_real_upload_through_the_processor_shows_as_published(alice_client, si
 
     assert '<span class="badge badge--ready">Published</span>' in item
     assert f"/thumbs/{image_id}/" in item
+
+
+# -- reading a page's originals ------------------------------------------------------------------------------------
+
+
+class _BusyDynamoDB:
+    """A DynamoDB client whose BatchGetItem answers ``busy_rounds`` times with every key unprocessed (as under load)
+    before it answers from the real client."""
+
+    def __init__(self, real, busy_rounds: int) -> None:
+        self.real, self.busy_rounds, self.calls = real, busy_rounds, 0
+
+    def batch_get_item(self, RequestItems):  # boto3 names it so
+        self.calls += 1
+        if self.calls <= self.busy_rounds:
+            return {"Responses": {}, "UnprocessedKeys": RequestItems}
+        return self.real.batch_get_item(RequestItems=RequestItems)
+
+
+def test_originals_left_unprocessed_are_asked_for_again_and_a_busy_table_costs_a_bounded_wait(site_aws, monkeypatch):
+    monkeypatch.setattr("pipeline.store.BATCH_GET_BACKOFF_SECONDS", 0)
+    store = site_aws.image_store()
+    originals = [store.create(owned(n, "bob")) for n in (1, 2)]
+    ids = [record.id for record in originals]
+
+    store.client = busy = _BusyDynamoDB(site_aws.dynamodb, busy_rounds=2)
+    assert set(store.get_many(ids)) == set(ids)
+    assert busy.calls == 3
+
+    store.client = busy = _BusyDynamoDB(site_aws.dynamodb, busy_rounds=100)
+    assert store.get_many(ids) == {}  # still unread after every round: left out, as missing
+    assert busy.calls == 5
