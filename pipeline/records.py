@@ -448,6 +448,11 @@ def _key_schema(pk: str, sk: str) -> list[dict[str, str]]:
     return [{"AttributeName": pk, "KeyType": "HASH"}, {"AttributeName": sk, "KeyType": "RANGE"}]
 
 
+def _index(name: str, pk: str, sk: str) -> dict[str, Any]:
+    """A global secondary index that projects every attribute (a page is read from the index alone)."""
+    return {"IndexName": name, "KeySchema": _key_schema(pk, sk), "Projection": {"ProjectionType": "ALL"}}
+
+
 # The table's keys and indexes, in CreateTable's own words. The local stack and tests create the table
 # from this; infra/ declares the same and a test compares them.
 TABLE_SCHEMA: Final[dict[str, Any]] = {
@@ -457,31 +462,11 @@ TABLE_SCHEMA: Final[dict[str, Any]] = {
     ],
     "KeySchema": _key_schema("pk", "sk"),
     "GlobalSecondaryIndexes": [
-        {
-            "IndexName": LISTED_INDEX,
-            "KeySchema": _key_schema("listed_pk", "created_sk"),
-            "Projection": {"ProjectionType": "ALL"},
-        },
-        {
-            "IndexName": STATUS_INDEX,
-            "KeySchema": _key_schema("status_pk", "created_sk"),
-            "Projection": {"ProjectionType": "ALL"},
-        },
-        {
-            "IndexName": ENTITY_INDEX,
-            "KeySchema": _key_schema("entity", "created_sk"),
-            "Projection": {"ProjectionType": "ALL"},
-        },
-        {
-            "IndexName": TAKEN_INDEX,
-            "KeySchema": _key_schema("listed_pk", "taken_sk"),
-            "Projection": {"ProjectionType": "ALL"},
-        },
-        {
-            "IndexName": OWNER_INDEX,
-            "KeySchema": _key_schema("owner_pk", "created_sk"),
-            "Projection": {"ProjectionType": "ALL"},
-        },
+        _index(LISTED_INDEX, "listed_pk", "created_sk"),
+        _index(STATUS_INDEX, "status_pk", "created_sk"),
+        _index(ENTITY_INDEX, "entity", "created_sk"),
+        _index(TAKEN_INDEX, "listed_pk", "taken_sk"),
+        _index(OWNER_INDEX, "owner_pk", "created_sk"),
     ],
     "BillingMode": "PAY_PER_REQUEST",
 }
