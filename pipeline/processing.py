@@ -180,7 +180,8 @@ class _Job:
         # The claimed record's created_sk: only images created before it can be what it duplicates, so that
         # reprocessing an original never flags it against a later copy of itself.
         self.created_sk: str | None = None
-        # The earlier ready image with the same bytes, once the download has been looked up.
+        # The download's sha256 (hashed once) and the earlier ready image with the same bytes, once looked up.
+        self.sha256: str | None = None
         self.duplicate: duplicates.Match | None = None
 
     def outcome(self, result: Result, reason: str | None = None, detail: str | None = None, **sizes: int) -> Outcome:
@@ -213,9 +214,8 @@ class _Job:
             # Replaced between HEAD and GET: the newer version's event will claim the record.
             return self.outcome(Result.SKIPPED, Reason.OBJECT_MISSING, str(missing))
 
-        self.duplicate = duplicates.exact_duplicate(
-            self.images, self.image_id, hashlib.sha256(source).hexdigest(), before=self.created_sk
-        )
+        self.sha256 = hashlib.sha256(source).hexdigest()
+        self.duplicate = duplicates.exact_duplicate(self.images, self.image_id, self.sha256, before=self.created_sk)
         if self.duplicate and self.settings.duplicates == "skip":
             detail = (
                 f"Already in the gallery as \u201c{self.duplicate.label}\u201d ({self.duplicate.image_id}); "
@@ -367,7 +367,7 @@ class _Job:
         written = [r.key for r in renditions]
 
         at = self.clock()
-        sha256 = hashlib.sha256(source).hexdigest()
+        sha256 = self.sha256 or hashlib.sha256(source).hexdigest()
         legacy = keys.legacy_rendition_keys(self.image_id)
         # Files no record names: a run killed between its PUTs and its ready write, a PUT whose answer was lost
         # after S3 stored it. Listed after this run's PUTs, so that they go with the record's old files. A twin run
@@ -493,7 +493,7 @@ class _Job:
         doomed = {r.key for r in current.renditions} | set(keys.legacy_rendition_keys(self.image_id))
         self.objects.delete(doomed | visibility.stored_rendition_keys(self.objects, self.image_id))
         at = self.clock()
-        sha256 = hashlib.sha256(source).hexdigest() if source is not None else None
+        sha256 = (self.sha256 or hashlib.sha256(source).hexdigest()) if source is not None else None
         if source is not None:
             byte_size = len(source)
 
